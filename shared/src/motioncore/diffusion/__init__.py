@@ -1,0 +1,20 @@
+"""Diffusion on diffusers schedulers: schedules, training targets and one sampling loop."""
+
+from motioncore.diffusion.sampling import concat_cond, guided_output, keyframe_loss, sample
+from motioncore.diffusion.schedule import (
+    BETA_SCHEDULES,
+    PREDICTION_TYPES,
+    SAMPLERS,
+    NoiseSchedule,
+)
+
+__all__ = [
+    "BETA_SCHEDULES",
+    "PREDICTION_TYPES",
+    "SAMPLERS",
+    "NoiseSchedule",
+    "concat_cond",
+    "guided_output",
+    "keyframe_loss",
+    "sample",
+]

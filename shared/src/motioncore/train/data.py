@@ -1,0 +1,56 @@
+"""DataModule base with a global batch size split across devices x nodes."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset
+
+
+def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
+    """Configs give the global batch; each rank loads ``global / world_size``."""
+    if global_batch_size % world_size:
+        raise ValueError(
+            f"data.batch_size={global_batch_size} is the global batch and must divide by the "
+            f"world size {world_size} (devices x nodes); pick e.g. "
+            f"data.batch_size={max(1, global_batch_size // world_size) * world_size}"
+        )
+    return global_batch_size // world_size
+
+
+class BaseDataModule(pl.LightningDataModule):
+    """Packages subclass this and fill ``self.train_set``/``val_set``/``test_set`` in ``setup``."""
+
+    train_set: Dataset | None = None
+    val_set: Dataset | None = None
+    test_set: Dataset | None = None
+
+    def __init__(self, batch_size: int = 32, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _loader(self, dataset: Dataset | None, batch: int, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() did not create this split")
+        return DataLoader(
+            dataset,
+            batch_size=per_device_batch_size(batch, self._world_size()),
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=getattr(dataset, "collate", None),
+            drop_last=shuffle and len(dataset) >= batch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)

@@ -1,0 +1,30 @@
+"""Build the Hydra ``main`` of a package's console scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import hydra
+from hydra.core.plugins import Plugins  # noqa: F401  (initialises Hydra's plugin registry)
+from hydra._internal.sources_registry import SourcesRegistry
+from omegaconf import DictConfig
+
+from motioncore.train.experiments_source import ExperimentsConfigSource
+from motioncore.train.runner import run
+
+SourcesRegistry.instance().register(ExperimentsConfigSource)
+
+
+def hydra_entry(
+    config_path: str, config_name: str, fn: Callable[[DictConfig], object] = run
+) -> Callable[[], object]:
+    """``main`` for a console script: Hydra parses argv overrides and calls ``fn(cfg)``.
+
+    ``config_path`` is a package resource path such as ``pkg://text_to_pose.configs``.
+    """
+
+    @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
+    def main(cfg: DictConfig) -> object:
+        return fn(cfg)
+
+    return main
