@@ -4,7 +4,7 @@ from motioncore.train.callbacks import EMA, NonFiniteLoss, NonFiniteLossGuard, R
 from motioncore.train.checkpoint_io import AtomicCheckpointIO
 from motioncore.train.data import BaseDataModule, per_device_batch_size
 from motioncore.train.entry import hydra_entry
-from motioncore.train.runner import run
+from motioncore.train.runner import load_module, run
 
 __all__ = [
     "EMA",
@@ -15,6 +15,7 @@ __all__ = [
     "RunCheckpoint",
     "SampleMedia",
     "hydra_entry",
+    "load_module",
     "per_device_batch_size",
     "run",
 ]

@@ -97,3 +97,24 @@ def run(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         log.info("metrics written to %s", out_dir / "metrics.json")
     return result
+
+
+def load_module(cfg: DictConfig, device: str | torch.device = "cpu") -> pl.LightningModule:
+    """Instantiate ``cfg.model`` and load the weights of ``cfg.ckpt_path`` (for sample/export).
+
+    The checkpoint's ``state_dict`` holds the EMA weights when EMA was enabled in training.
+    """
+    path = _check_ckpt(cfg.get("ckpt_path"))
+    if path is None:
+        raise ValueError("ckpt_path is required: pass CKPT=<run dir>/checkpoints/last.ckpt")
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"{path} does not fit the configured model ({e}). Pass the same experiment/model "
+            "overrides the checkpoint was trained with (make sample/eval reuse them from the "
+            "run's .hydra/overrides.yaml when the checkpoint is inside its run directory)."
+        ) from e
+    return model.to(device).eval()
