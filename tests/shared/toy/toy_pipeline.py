@@ -90,5 +90,10 @@ class ToyModule(pl.LightningModule):
         self.log("test/mse", (out - x0).pow(2).mean())
         self.log("baseline/mse", x0.pow(2).mean())
 
+    def on_train_end(self):
+        """Each rank dumps its flat parameters, so DDP tests can check the ranks agree."""
+        flat = torch.cat([p.detach().flatten() for p in self.parameters()])
+        torch.save(flat, f"{self.trainer.default_root_dir}/params_rank{self.global_rank}.pt")
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
