@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 def machine() -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     info = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name()
+        if device == "cuda"
+        else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "peak_gflops_fp32": round(matmul_peak_gflops(torch.float32, device=device), 1),

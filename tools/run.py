@@ -19,8 +19,19 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EXP = "quickstart"
 # Training overrides that describe the model and data (carried from a run to its eval/sample);
 # everything else (trainer, logging, paths, resume) belongs to the run that made the checkpoint.
-NOT_CARRIED = ("trainer", "logger", "callbacks", "paths", "hydra", "ckpt_path", "train", "test",
-               "seed", "debug", "task_name")
+NOT_CARRIED = (
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "ckpt_path",
+    "train",
+    "test",
+    "seed",
+    "debug",
+    "task_name",
+)
 
 
 def models() -> list[str]:
@@ -59,7 +70,7 @@ def device_overrides(gpus: str, nodes: str) -> tuple[list[str], dict[str, str]]:
         count = int(ids[0])
     else:
         if not all(i.isdigit() for i in ids):
-            sys.exit(f"error: GPUS={gpus!r} must be a count (GPUS=4) or GPU ids (GPUS=\"0 1\")")
+            sys.exit(f'error: GPUS={gpus!r} must be a count (GPUS=4) or GPU ids (GPUS="0 1")')
         count, env["CUDA_VISIBLE_DEVICES"] = len(ids), ",".join(ids)
     n_nodes = int(nodes or 1)
     if count < 1 or n_nodes < 1:
@@ -91,7 +102,9 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     env = {"MOTIONCORE_ROOT": str(REPO), "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments")}
     ckpt = Path(args.ckpt).resolve() if args.ckpt else None
     if ckpt is not None and not ckpt.is_file():
-        sys.exit(f"error: CKPT={args.ckpt} does not exist (expected runs/<package>/<run>/checkpoints/last.ckpt)")
+        sys.exit(
+            f"error: CKPT={args.ckpt} does not exist (expected runs/<package>/<run>/checkpoints/last.ckpt)"
+        )
     if args.command == "train":
         overrides += experiment_overrides(model, args.exp)
         dev, dev_env = device_overrides(args.gpus, args.nodes)
@@ -112,7 +125,9 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["train", "eval", "sample"])
     parser.add_argument("--model", required=True)
     parser.add_argument("--exp", default="")

@@ -16,10 +16,18 @@ from pathlib import Path
 from run import REPO, check_model, experiment_overrides, import_name
 
 
-def render(model: str, exp: str | None, gpus: int, nodes: int, overrides: list[str], run_dir: Path) -> str:
+def render(
+    model: str, exp: str | None, gpus: int, nodes: int, overrides: list[str], run_dir: Path
+) -> str:
     exp_args = experiment_overrides(model, exp)
-    args = [*exp_args, "trainer=ddp", f"trainer.devices={gpus}", f"trainer.num_nodes={nodes}",
-            f"hydra.run.dir={run_dir}", *overrides]
+    args = [
+        *exp_args,
+        "trainer=ddp",
+        f"trainer.devices={gpus}",
+        f"trainer.num_nodes={nodes}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     train = " ".join(shlex.quote(a) for a in args)
     return f"""#!/bin/bash
 #SBATCH --job-name={model}
@@ -58,8 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = REPO / "runs" / model / f"slurm_{stamp}"
     script = REPO / "slurm" / f"{model}_{stamp}.sbatch"
     script.parent.mkdir(exist_ok=True)
-    script.write_text(render(model, args.exp or None, int(args.gpus), int(args.nodes or 1),
-                             argv[split + 1 :], run_dir))
+    script.write_text(
+        render(
+            model,
+            args.exp or None,
+            int(args.gpus),
+            int(args.nodes or 1),
+            argv[split + 1 :],
+            run_dir,
+        )
+    )
     print(script)
     return 0
 

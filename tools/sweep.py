@@ -37,7 +37,9 @@ METHODS = ("grid", "random", "bayes")
 def load_spec(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        sys.exit(f"error: SWEEP={path} does not exist (expected experiments/<package>/sweeps/<name>.yaml)")
+        sys.exit(
+            f"error: SWEEP={path} does not exist (expected experiments/<package>/sweeps/<name>.yaml)"
+        )
     spec = yaml.safe_load(path.read_text())
     validate(spec, path)
     return spec
@@ -53,13 +55,19 @@ def validate(spec: Any, path: Path) -> None:
     if spec["method"] not in METHODS:
         raise ValueError(f"{path}: method must be one of {METHODS}, got {spec['method']!r}")
     metric = spec["metric"]
-    if not isinstance(metric, dict) or "name" not in metric or metric.get("goal") not in ("minimize", "maximize"):
+    if (
+        not isinstance(metric, dict)
+        or "name" not in metric
+        or metric.get("goal") not in ("minimize", "maximize")
+    ):
         raise ValueError(f"{path}: metric needs name and goal (minimize|maximize)")
     if "${args_no_hyphens}" not in spec["command"]:
         raise ValueError(f"{path}: command must pass hyperparameters with ${{args_no_hyphens}}")
     for key, p in spec["parameters"].items():
         if key.startswith("+"):
-            raise ValueError(f"{path}: parameter {key!r}: sweep keys must exist in the config (no '+')")
+            raise ValueError(
+                f"{path}: parameter {key!r}: sweep keys must exist in the config (no '+')"
+            )
         if not isinstance(p, dict) or not ({"value", "values", "min", "max"} & set(p)):
             raise ValueError(f"{path}: parameter {key!r} needs value, values or min/max")
         if spec["method"] == "grid" and not ({"value", "values"} & set(p)):
@@ -74,7 +82,9 @@ def _draw(p: dict[str, Any], rng: random.Random) -> Any:
     if "values" in p:
         return rng.choice(p["values"])
     lo, hi = p["min"], p["max"]
-    dist = p.get("distribution", "int_uniform" if isinstance(lo, int) and isinstance(hi, int) else "uniform")
+    dist = p.get(
+        "distribution", "int_uniform" if isinstance(lo, int) and isinstance(hi, int) else "uniform"
+    )
     if dist == "int_uniform":
         return rng.randint(lo, hi)
     if dist == "uniform":
@@ -132,13 +142,20 @@ def run_local(spec_path: str, out: str | None = None) -> Path:
     out = Path(out) if out else REPO / "sweeps" / f"{package}-{name}"
     out.mkdir(parents=True, exist_ok=True)
     metric, goal = spec["metric"]["name"], spec["metric"]["goal"]
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-           "MOTIONCORE_ROOT": str(REPO), "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments")}
+    env = {
+        **os.environ,
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        "MOTIONCORE_ROOT": str(REPO),
+        "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments"),
+    }
     rows = []
     for i, params in enumerate(trials(spec, seed=spec.get("seed", 0))):
         trial_dir = out / f"trial_{i:03d}"
         cmd = trial_command(spec, params, [f"hydra.run.dir={trial_dir}"])
-        print(f"[sweep-local] trial {i}: {' '.join(f'{k}={v}' for k, v in params.items())}", flush=True)
+        print(
+            f"[sweep-local] trial {i}: {' '.join(f'{k}={v}' for k, v in params.items())}",
+            flush=True,
+        )
         trial_dir.mkdir(parents=True, exist_ok=True)
         with open(trial_dir / "trial.log", "w") as log:
             code = subprocess.call(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -169,7 +186,9 @@ def write_tables(rows: list[dict[str, Any]], metric: str, goal: str, out: Path) 
         writer.writerows(ordered)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(_fmt(r[k]) for k in keys) + " |" for r in ordered]
-    (out / "results.md").write_text(f"Sorted by {metric} ({goal}), best first.\n\n" + "\n".join(lines) + "\n")
+    (out / "results.md").write_text(
+        f"Sorted by {metric} ({goal}), best first.\n\n" + "\n".join(lines) + "\n"
+    )
     print(f"[sweep-local] wrote {out / 'results.csv'} and {out / 'results.md'}")
 
 
@@ -181,7 +200,9 @@ def run_wandb(spec_path: str, gpus: str, ddp: bool) -> None:
     if not ids:
         sys.exit('error: make sweep needs GPUS="0 1 ..." (the GPU ids to start agents on)')
     if ddp:
-        devices = ["trainer=ddp", f"trainer.devices={len(ids)}"] if len(ids) > 1 else ["trainer=gpu"]
+        devices = (
+            ["trainer=ddp", f"trainer.devices={len(ids)}"] if len(ids) > 1 else ["trainer=gpu"]
+        )
     else:
         devices = ["trainer=gpu"]
     command = list(spec["command"])
@@ -189,7 +210,11 @@ def run_wandb(spec_path: str, gpus: str, ddp: bool) -> None:
     spec = {**spec, "command": command[:at] + devices + command[at:]}
     project = os.environ.get("WANDB_PROJECT", "motion-video-diffusion")
     sweep_id = wandb.sweep(sweep=spec, project=project, entity=os.environ.get("WANDB_ENTITY"))
-    env = {**os.environ, "MOTIONCORE_ROOT": str(REPO), "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments")}
+    env = {
+        **os.environ,
+        "MOTIONCORE_ROOT": str(REPO),
+        "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments"),
+    }
     groups = [ids] if ddp else [[i] for i in ids]
     procs = []
     for group in groups:
@@ -203,12 +228,16 @@ def run_wandb(spec_path: str, gpus: str, ddp: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("mode", choices=["wandb", "local"])
     parser.add_argument("spec")
     parser.add_argument("--gpus", default="")
     parser.add_argument("--ddp", action="store_true")
-    parser.add_argument("--out", default=None, help="local: results folder (default sweeps/<pkg>-<name>)")
+    parser.add_argument(
+        "--out", default=None, help="local: results folder (default sweeps/<pkg>-<name>)"
+    )
     args = parser.parse_args(argv)
     if not args.spec:
         sys.exit("error: pass SWEEP=experiments/<package>/sweeps/<name>.yaml")

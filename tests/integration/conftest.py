@@ -27,9 +27,10 @@ def sweep_files() -> list[Path]:
 @pytest.fixture
 def compose_package(monkeypatch):
     """Compose ``<package>``'s train config with overrides, as its console script would."""
-    import motioncore.train.entry  # noqa: F401  (registers the experiments:// config source)
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+
+    import motioncore.train.entry  # noqa: F401  (registers the experiments:// config source)
 
     monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(REPO / "experiments"))
 
@@ -47,8 +48,9 @@ def compose_package(monkeypatch):
 def run_cmd():
     def _run(cmd: list[str], timeout: int = 600, env: dict | None = None, **kw):
         full_env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
-        return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True,
-                              timeout=timeout, **kw)
+        return subprocess.run(
+            cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, **kw
+        )
 
     return _run
 
@@ -64,7 +66,11 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("package", packages())
     if "experiment_file" in metafunc.fixturenames:
         files = experiment_files()
-        metafunc.parametrize("experiment_file", files, ids=[f"{p.parent.name}/{p.stem}" for p in files])
+        metafunc.parametrize(
+            "experiment_file", files, ids=[f"{p.parent.name}/{p.stem}" for p in files]
+        )
     if "sweep_file" in metafunc.fixturenames:
         files = sweep_files()
-        metafunc.parametrize("sweep_file", files, ids=[f"{p.parents[1].name}/{p.stem}" for p in files])
+        metafunc.parametrize(
+            "sweep_file", files, ids=[f"{p.parents[1].name}/{p.stem}" for p in files]
+        )

@@ -21,8 +21,12 @@ def test_every_package_has_quickstart_and_paper(package):
         path = REPO / "experiments" / package / f"{name}.yaml"
         assert path.is_file(), f"missing {path}"
         text = path.read_text()
-        assert text.startswith("# @package _global_"), f"{path} must start with '# @package _global_'"
-        assert re.search(r"make train MODEL=|-train ", text), f"{path}: header must say how to run it"
+        assert text.startswith("# @package _global_"), (
+            f"{path} must start with '# @package _global_'"
+        )
+        assert re.search(r"make train MODEL=|-train ", text), (
+            f"{path}: header must say how to run it"
+        )
 
 
 def test_experiment_composes(experiment_file, compose_package):
@@ -33,7 +37,10 @@ def test_experiment_composes(experiment_file, compose_package):
 
 
 def test_every_package_has_a_grid_and_a_capped_sweep(package):
-    specs = [yaml.safe_load(p.read_text()) for p in (REPO / "experiments" / package / "sweeps").glob("*.yaml")]
+    specs = [
+        yaml.safe_load(p.read_text())
+        for p in (REPO / "experiments" / package / "sweeps").glob("*.yaml")
+    ]
     methods = {s["method"] for s in specs}
     assert "grid" in methods, f"{package} needs a grid sweep"
     assert methods & {"random", "bayes"}, f"{package} needs a random or bayes sweep with run_cap"
@@ -42,7 +49,9 @@ def test_every_package_has_a_grid_and_a_capped_sweep(package):
 def _logged_by_package(package: str, metric: str) -> bool:
     stage, _, name = metric.partition("/")
     src = "\n".join(p.read_text() for p in (REPO / "packages" / package / "src").rglob("*.py"))
-    return stage in ("train", "val", "test", "baseline") and (metric in src or f"/{name}" in src or f'"{name}"' in src)
+    return stage in ("train", "val", "test", "baseline") and (
+        metric in src or f"/{name}" in src or f'"{name}"' in src
+    )
 
 
 def test_sweep_is_valid_and_first_trial_composes(sweep_file, compose_package):
@@ -59,9 +68,13 @@ def test_sweep_is_valid_and_first_trial_composes(sweep_file, compose_package):
 
 
 def test_invalid_specs_are_rejected(tmp_path):
-    good = {"program": "x", "method": "grid", "metric": {"name": "val/loss", "goal": "minimize"},
-            "parameters": {"model.lr": {"values": [1, 2]}},
-            "command": ["python", "-m", "x.train", "${args_no_hyphens}"]}
+    good = {
+        "program": "x",
+        "method": "grid",
+        "metric": {"name": "val/loss", "goal": "minimize"},
+        "parameters": {"model.lr": {"values": [1, 2]}},
+        "command": ["python", "-m", "x.train", "${args_no_hyphens}"],
+    }
     for broken, message in [
         ({**good, "method": "hyperband"}, "method"),
         ({k: v for k, v in good.items() if k != "metric"}, "missing"),
@@ -76,11 +89,19 @@ def test_invalid_specs_are_rejected(tmp_path):
 
 
 def test_grid_and_random_trials():
-    spec = {"method": "grid", "parameters": {"a": {"values": [1, 2]}, "b": {"values": ["x", "y"]},
-                                             "c": {"value": 0}}}
+    spec = {
+        "method": "grid",
+        "parameters": {"a": {"values": [1, 2]}, "b": {"values": ["x", "y"]}, "c": {"value": 0}},
+    }
     assert len(sweep_tool.trials(spec)) == 4
-    rnd = {"method": "random", "run_cap": 3, "parameters": {
-        "lr": {"min": 1e-4, "max": 1e-2, "distribution": "log_uniform_values"}, "n": {"min": 1, "max": 4}}}
+    rnd = {
+        "method": "random",
+        "run_cap": 3,
+        "parameters": {
+            "lr": {"min": 1e-4, "max": 1e-2, "distribution": "log_uniform_values"},
+            "n": {"min": 1, "max": 4},
+        },
+    }
     a, b = sweep_tool.trials(rnd, seed=1), sweep_tool.trials(rnd, seed=1)
     assert a == b and len(a) == 3
     assert all(1e-4 <= t["lr"] <= 1e-2 and 1 <= t["n"] <= 4 for t in a)

@@ -35,12 +35,32 @@ def test_single_package_installs_from_wheels_and_trains(tmp_path):
     sh([*uv(), "pip", "install", "--python", str(venv / "bin" / "python"), *wheels])
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "WANDB_MODE": "offline", "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments")}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments"),
+    }
     env.pop("VIRTUAL_ENV", None)
     script = venv / "bin" / f"{PACKAGE}-train"
-    sh([str(script), "experiment=quickstart", "trainer.max_steps=2", "logger=none", "test=false",
-        f"hydra.run.dir={work / 'run'}", f"paths.data_dir={work / 'data'}"], cwd=work, env=env)
+    sh(
+        [
+            str(script),
+            "experiment=quickstart",
+            "trainer.max_steps=2",
+            "logger=none",
+            "test=false",
+            f"hydra.run.dir={work / 'run'}",
+            f"paths.data_dir={work / 'data'}",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert (work / "run" / "checkpoints" / "last.ckpt").is_file()
-    configs = sh([str(venv / "bin" / "python"), "-c",
-                  "import importlib.resources as r; print(r.files('motioncore.configs') / 'trainer' / 'cpu.yaml')"])
+    configs = sh(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.resources as r; print(r.files('motioncore.configs') / 'trainer' / 'cpu.yaml')",
+        ]
+    )
     assert Path(configs.stdout.strip()).is_file()

@@ -6,8 +6,19 @@ import sys
 
 import pytest
 
-TARGETS = ["setup", "train", "eval", "sample", "sweep", "sweep-local", "bench", "test",
-           "test-full", "lint", "clean"]
+TARGETS = [
+    "setup",
+    "train",
+    "eval",
+    "sample",
+    "sweep",
+    "sweep-local",
+    "bench",
+    "test",
+    "test-full",
+    "lint",
+    "clean",
+]
 
 
 def test_make_help_lists_every_target(run_cmd):
@@ -40,7 +51,9 @@ def test_gpus_select_trainer_and_ddp(run_cmd):
 
 
 def test_args_pass_through_verbatim_and_exp_is_checked(run_cmd):
-    res = runner(run_cmd, "train", "--model", "imf", "--", "hydra.run.dir=/x", "trainer.max_steps=50")
+    res = runner(
+        run_cmd, "train", "--model", "imf", "--", "hydra.run.dir=/x", "trainer.max_steps=50"
+    )
     assert res.stdout.rstrip().endswith("hydra.run.dir=/x trainer.max_steps=50")
     bad = runner(run_cmd, "train", "--model", "imf", "--exp", "nope")
     assert bad.returncode != 0 and "unknown EXP='nope'" in bad.stderr
@@ -54,7 +67,9 @@ def test_eval_reuses_the_training_runs_model_overrides(run_cmd, tmp_path):
     (run / ".hydra" / "overrides.yaml").write_text(
         "- experiment=paper\n- model.hidden=8\n- trainer.max_steps=5\n- hydra.run.dir=/y\n"
     )
-    res = runner(run_cmd, "eval", "--model", "text-to-pose", "--ckpt", str(run / "checkpoints" / "last.ckpt"))
+    res = runner(
+        run_cmd, "eval", "--model", "text-to-pose", "--ckpt", str(run / "checkpoints" / "last.ckpt")
+    )
     assert "experiment=paper model.hidden=8" in res.stdout
     assert "max_steps" not in res.stdout and "/y" not in res.stdout
     missing = runner(run_cmd, "eval", "--model", "text-to-pose")

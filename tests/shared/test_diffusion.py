@@ -32,12 +32,20 @@ def oracle(schedule: NoiseSchedule, x0: torch.Tensor):
 @pytest.mark.parametrize("sampler,prediction,betas,zero_snr", CASES)
 def test_perfect_model_sampler_reproduces_x0(sampler, prediction, betas, zero_snr):
     s = NoiseSchedule(
-        num_train_timesteps=100, beta_schedule=betas, prediction_type=prediction,
+        num_train_timesteps=100,
+        beta_schedule=betas,
+        prediction_type=prediction,
         rescale_zero_snr=zero_snr,
     )
     x0 = torch.randn(2, 6, 4, generator=torch.Generator().manual_seed(1))
-    out = sample(oracle(s, x0), s, tuple(x0.shape), num_steps=10, sampler=sampler,
-                 generator=torch.Generator().manual_seed(0))
+    out = sample(
+        oracle(s, x0),
+        s,
+        tuple(x0.shape),
+        num_steps=10,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.shape == x0.shape and out.dtype == torch.float32
     torch.testing.assert_close(out, x0, atol=1e-3, rtol=1e-3)
 
@@ -71,8 +79,11 @@ def test_min_snr_weights():
         t = torch.tensor([1, 500, 999])
         snr = s.snr(t)
         w = s.loss_weights(t)
-        expected = {"sample": snr.clamp(max=gamma), "epsilon": snr.clamp(max=gamma) / snr,
-                    "v_prediction": snr.clamp(max=gamma) / (snr + 1)}[prediction]
+        expected = {
+            "sample": snr.clamp(max=gamma),
+            "epsilon": snr.clamp(max=gamma) / snr,
+            "v_prediction": snr.clamp(max=gamma) / (snr + 1),
+        }[prediction]
         torch.testing.assert_close(w, expected)
     assert torch.equal(NoiseSchedule().loss_weights(torch.tensor([3, 4])), torch.ones(2))
 
@@ -122,14 +133,31 @@ def test_keyframes_are_never_changed_and_reach_the_model(sampler, injection):
         seen.append(x.clone())
         return torch.zeros_like(x)
 
-    out = sample(model, s, (2, 8, 3), num_steps=5, sampler=sampler, keyframes=(values, mask),
-                 injection=injection, generator=g)
+    out = sample(
+        model,
+        s,
+        (2, 8, 3),
+        num_steps=5,
+        sampler=sampler,
+        keyframes=(values, mask),
+        injection=injection,
+        generator=g,
+    )
     assert torch.equal(out[mask.bool()], values[mask.bool()])
     if injection == "clean":
         for x in seen:
             assert torch.equal(x[mask.bool()], values[mask.bool()])
-    raw = sample(model, s, (2, 8, 3), num_steps=5, sampler=sampler, keyframes=(values, mask),
-                 injection=injection, impute_final=False, generator=torch.Generator().manual_seed(0))
+    raw = sample(
+        model,
+        s,
+        (2, 8, 3),
+        num_steps=5,
+        sampler=sampler,
+        keyframes=(values, mask),
+        injection=injection,
+        impute_final=False,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert not torch.equal(raw[mask.bool()], values[mask.bool()])
 
 
@@ -143,9 +171,17 @@ def test_reconstruction_guidance_pulls_toward_keyframes():
         return torch.nn.functional.avg_pool1d(x.transpose(1, 2), 3, 1, 1).transpose(1, 2)
 
     def run(weight):
-        return sample(model, s, (1, 6, 2), num_steps=10, keyframes=(values, mask),
-                      injection="noised", impute_final=False, guidance_weight=weight,
-                      generator=torch.Generator().manual_seed(0))
+        return sample(
+            model,
+            s,
+            (1, 6, 2),
+            num_steps=10,
+            keyframes=(values, mask),
+            injection="noised",
+            impute_final=False,
+            guidance_weight=weight,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     plain, guided = run(0.0), run(5.0)
     err = lambda x: (x[:, 2] - 2.0).abs().mean()  # noqa: E731
@@ -156,8 +192,15 @@ def test_custom_guidance_loss_is_used():
     s = NoiseSchedule(num_train_timesteps=50, prediction_type="sample", beta_schedule="cosine")
     model = lambda x, t, c: x  # noqa: E731
     target = 3.0
-    out = sample(model, s, (4, 5), num_steps=10, guidance_loss=lambda x0: (x0.mean(1) - target) ** 2,
-                 guidance_weight=20.0, generator=torch.Generator().manual_seed(0))
+    out = sample(
+        model,
+        s,
+        (4, 5),
+        num_steps=10,
+        guidance_loss=lambda x0: (x0.mean(1) - target) ** 2,
+        guidance_weight=20.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     base = sample(model, s, (4, 5), num_steps=10, generator=torch.Generator().manual_seed(0))
     assert (out.mean(1) - target).abs().mean() < (base.mean(1) - target).abs().mean()
 
@@ -165,8 +208,13 @@ def test_custom_guidance_loss_is_used():
 def test_keyframe_shape_mismatch_is_an_error():
     s = NoiseSchedule(num_train_timesteps=10)
     with pytest.raises(ValueError, match="do not match"):
-        sample(lambda x, t, c: x, s, (2, 4), num_steps=2,
-               keyframes=(torch.zeros(2, 5), torch.ones(2, 5)))
+        sample(
+            lambda x, t, c: x,
+            s,
+            (2, 4),
+            num_steps=2,
+            keyframes=(torch.zeros(2, 5), torch.ones(2, 5)),
+        )
 
 
 def test_sampling_is_deterministic_given_generator():

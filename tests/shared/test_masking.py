@@ -21,13 +21,21 @@ MAX_LEN, JOINTS = 48, 22
 
 
 def draw(scheme, seed=0, **kw):
-    return keyframe_joint_mask(scheme, LENGTHS, MAX_LEN, JOINTS,
-                               generator=torch.Generator().manual_seed(seed), **kw)
+    return keyframe_joint_mask(
+        scheme, LENGTHS, MAX_LEN, JOINTS, generator=torch.Generator().manual_seed(seed), **kw
+    )
 
 
 def test_seven_schemes_exist():
-    assert set(SCHEMES) == {"random_frames", "benchmark_sparse", "benchmark_clip", "pelvis_only",
-                            "gmd_keyframes", "uncond", "random_joints"}
+    assert set(SCHEMES) == {
+        "random_frames",
+        "benchmark_sparse",
+        "benchmark_clip",
+        "pelvis_only",
+        "gmd_keyframes",
+        "uncond",
+        "random_joints",
+    }
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -29,7 +29,11 @@ def test_resume_continues_global_step(compose, toy_pipeline, tmp_path):
     ckpt = first / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=False)["global_step"] == 20
     second = tmp_path / "second"
-    run(_cfg(compose, toy_pipeline, second, "trainer.max_steps=30", "test=false", f"ckpt_path={ckpt}"))
+    run(
+        _cfg(
+            compose, toy_pipeline, second, "trainer.max_steps=30", "test=false", f"ckpt_path={ckpt}"
+        )
+    )
     assert torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 30
 
 
@@ -51,7 +55,10 @@ def test_missing_checkpoint_is_a_clear_error(compose, toy_pipeline, tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(compose, toy_pipeline, tmp_path):
     cfg = _cfg(
-        compose, toy_pipeline, tmp_path, "model.nan_at_step=12",
+        compose,
+        toy_pipeline,
+        tmp_path,
+        "model.nan_at_step=12",
         "callbacks.model_checkpoint.every_n_train_steps=5",
     )
     with pytest.raises(NonFiniteLoss, match="global step 12"):
@@ -62,8 +69,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(compose, toy_pipeline, tm
 
 
 def test_ema_weights_are_saved_and_used(compose, toy_pipeline, tmp_path):
-    run(_cfg(compose, toy_pipeline, tmp_path, "trainer.max_steps=30", "test=false",
-             "callbacks.ema.enabled=true", "callbacks.ema.decay=0.9"))
+    run(
+        _cfg(
+            compose,
+            toy_pipeline,
+            tmp_path,
+            "trainer.max_steps=30",
+            "test=false",
+            "callbacks.ema.enabled=true",
+            "callbacks.ema.decay=0.9",
+        )
+    )
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert "current_model_state" in state
     ema, raw = state["state_dict"], state["current_model_state"]

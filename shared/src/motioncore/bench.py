@@ -37,7 +37,9 @@ def time_fn(
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
 
 
-def matmul_peak_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, device: str = "cpu") -> float:
+def matmul_peak_gflops(
+    dtype: torch.dtype = torch.float32, n: int = 2048, device: str = "cpu"
+) -> float:
     """Achieved GFLOP/s of an n x n matmul: the hardware reference PERFORMANCE.md uses."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)

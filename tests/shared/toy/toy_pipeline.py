@@ -56,7 +56,9 @@ class ToyModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.schedule = NoiseSchedule(
-            num_train_timesteps=steps, beta_schedule="cosine", prediction_type="sample",
+            num_train_timesteps=steps,
+            beta_schedule="cosine",
+            prediction_type="sample",
             num_inference_steps=10,
         )
         self.net = ToyDenoiser(hidden, steps)
@@ -83,8 +85,12 @@ class ToyModule(pl.LightningModule):
     def test_step(self, batch, _):
         x0, label = batch
         out = sample(
-            self.net, self.schedule, tuple(x0.shape), cond=label,
-            uncond=torch.full_like(label, CLASSES), guidance_scale=1.0,
+            self.net,
+            self.schedule,
+            tuple(x0.shape),
+            cond=label,
+            uncond=torch.full_like(label, CLASSES),
+            guidance_scale=1.0,
             generator=torch.Generator().manual_seed(0),
         )
         self.log("test/mse", (out - x0).pow(2).mean())

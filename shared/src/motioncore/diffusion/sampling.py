@@ -34,7 +34,9 @@ def concat_cond(a: Any, b: Any) -> Any:
         return type(a)(concat_cond(x, y) for x, y in zip(a, b, strict=True))
     if a == b:
         return a
-    raise TypeError(f"cannot batch conditioning values {a!r} and {b!r}; use tensors or equal scalars")
+    raise TypeError(
+        f"cannot batch conditioning values {a!r} and {b!r}; use tensors or equal scalars"
+    )
 
 
 def guided_output(
@@ -114,8 +116,16 @@ def sample(
             x_in = mask * observed + (1 - mask) * x_in
         if guidance_loss is not None and guidance_weight > 0:
             out = _reconstruction_guided(
-                model, schedule, x_in, t, cond, uncond, guidance_scale, guidance_loss,
-                guidance_weight, mask,
+                model,
+                schedule,
+                x_in,
+                t,
+                cond,
+                uncond,
+                guidance_scale,
+                guidance_loss,
+                guidance_weight,
+                mask,
             )
         else:
             out = guided_output(model, x_in, t, cond, uncond, guidance_scale)

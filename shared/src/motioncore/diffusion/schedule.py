@@ -18,7 +18,11 @@ from diffusers import (
 )
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
-BETA_SCHEDULES = {"linear": "linear", "scaled_linear": "scaled_linear", "cosine": "squaredcos_cap_v2"}
+BETA_SCHEDULES = {
+    "linear": "linear",
+    "scaled_linear": "scaled_linear",
+    "cosine": "squaredcos_cap_v2",
+}
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
 
 
@@ -108,13 +112,18 @@ class NoiseSchedule:
 
     # ---- forward process -------------------------------------------------------------------
     def sample_timesteps(
-        self, batch: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+        self,
+        batch: int,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Uniform integer timesteps in [0, T)."""
         t = torch.randint(0, self.num_train_timesteps, (batch,), generator=generator)
         return t.to(device)
 
-    def sample_noise(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_noise(
+        self, x0: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Gaussian noise shaped like ``x0``, plus offset noise constant over dims >= 2."""
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         if self.noise_offset > 0:
@@ -128,7 +137,9 @@ class NoiseSchedule:
         a = _broadcast(self.alphas_cumprod, t, x0)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
-    def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def training_target(
+        self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """What the network regresses: epsilon, x0, or v = sqrt(abar) eps - sqrt(1-abar) x0."""
         if self.prediction_type == "epsilon":
             return noise

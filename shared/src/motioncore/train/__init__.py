@@ -1,6 +1,12 @@
 """Lightning/Hydra/W&B training glue shared by every package."""
 
-from motioncore.train.callbacks import EMA, NonFiniteLoss, NonFiniteLossGuard, RunCheckpoint, SampleMedia
+from motioncore.train.callbacks import (
+    EMA,
+    NonFiniteLoss,
+    NonFiniteLossGuard,
+    RunCheckpoint,
+    SampleMedia,
+)
 from motioncore.train.checkpoint_io import AtomicCheckpointIO
 from motioncore.train.data import BaseDataModule, per_device_batch_size
 from motioncore.train.entry import hydra_entry

@@ -24,7 +24,9 @@ class BaseDataModule(pl.LightningDataModule):
     val_set: Dataset | None = None
     test_set: Dataset | None = None
 
-    def __init__(self, batch_size: int = 32, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(
+        self, batch_size: int = 32, num_workers: int = 0, eval_batch_size: int | None = None
+    ):
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

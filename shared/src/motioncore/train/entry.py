@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hydra
-from hydra.core.plugins import Plugins  # noqa: F401  (initialises Hydra's plugin registry)
 from hydra._internal.sources_registry import SourcesRegistry
+from hydra.core.plugins import Plugins  # noqa: F401  (initialises Hydra's plugin registry)
 from omegaconf import DictConfig
 
 from motioncore.train.experiments_source import ExperimentsConfigSource

@@ -45,9 +45,8 @@ class ExperimentsConfigSource(ConfigSource):
         return self.folder / self._normalize_file_name(config_path[len(GROUP) + 1 :])
 
     def load_config(self, config_path: str) -> ConfigResult:
-        from omegaconf import OmegaConf
-
         from hydra.plugins.config_source import ConfigLoadError
+        from omegaconf import OmegaConf
 
         file = self._file(config_path)
         if file is None or not file.is_file():

@@ -89,7 +89,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test", False):
         # After fit the in-memory weights are the final (EMA if enabled) ones; in eval-only
         # mode the checkpoint is loaded here.
-        trainer.test(model, datamodule=datamodule, ckpt_path=None if cfg.get("train", True) else ckpt_path)
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=None if cfg.get("train", True) else ckpt_path
+        )
         metrics.update(trainer.callback_metrics)
 
     result = _scalar_metrics(metrics)
