@@ -26,8 +26,13 @@ def sh(cmd, **kw):
 @pytest.mark.slow
 def test_single_package_installs_from_wheels_and_trains(tmp_path):
     dist = tmp_path / "dist"
+    portable = {**os.environ, "MOTIONCORE_REQUIREMENT": "motioncore"}
     for name in ("motioncore", PACKAGE):
-        sh([*uv(), "build", "--package", name, "--wheel", "--out-dir", str(dist)], cwd=REPO)
+        sh(
+            [*uv(), "build", "--package", name, "--wheel", "--out-dir", str(dist)],
+            cwd=REPO,
+            env=portable,
+        )
     wheels = sorted(str(p) for p in dist.glob("*.whl"))
     assert len(wheels) == 2
     venv = tmp_path / "venv"
@@ -64,3 +69,19 @@ def test_single_package_installs_from_wheels_and_trains(tmp_path):
         ]
     )
     assert Path(configs.stdout.strip()).is_file()
+
+
+@pytest.mark.slow
+def test_path_install_requirement_points_at_shared(tmp_path):
+    """`pip install packages/<name>` must find motioncore in ../../shared, not on an index."""
+    import zipfile
+
+    sh(
+        [*uv(), "build", "--package", PACKAGE, "--wheel", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "MOTIONCORE_REQUIREMENT"},
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    meta = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("METADATA"))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    assert f"Requires-Dist: motioncore @ {(REPO / 'shared').as_uri()}" in text
