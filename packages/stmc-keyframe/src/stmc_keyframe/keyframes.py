@@ -1,0 +1,132 @@
+"""Global keyframes on a relative-root representation: anchoring, guidance, interpolation.
+
+SMPL-RIFKE decodes every motion from the origin with zero heading, so global keyframe
+positions are honoured in three steps:
+1. the pose features a keyframe determines (height, pelvis-relative joints) are observed
+   entries of the diffusion (clean injection for a keyframe-trained model);
+2. reconstruction guidance (Ho et al. 2022, eq. 7, via ``motioncore.diffusion.sample``) pushes
+   the x0 estimate so that the *decoded and anchored* joints meet the keyframes; the gradient
+   flows through the differentiable decoder into the root velocities of every earlier frame;
+3. the final motion is re-anchored (best rigid yaw + XY shift, 2D Procrustes) and, optionally,
+   its root XY gets the piecewise-linear correction that closes the remaining keyframe gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from stmc_keyframe.representation import smplrifke
+from stmc_keyframe.representation.rotations import rotate_xy
+
+
+def anchor_to_keyframes(
+    joints: torch.Tensor, target: torch.Tensor, keyframes: torch.Tensor
+) -> torch.Tensor:
+    """Rigidly move ``joints`` [B, T, J, 3] about Z so its keyframe XY best fits ``target``.
+
+    Weighted 2D Procrustes (Umeyama 1991, eq. 40-42 restricted to a rotation about Z) over all
+    joints of the frames where ``keyframes`` [B, T] is True; differentiable. Samples without
+    keyframes are returned unchanged.
+    """
+    j = target.shape[-2]
+    w = keyframes.to(joints.dtype)[..., None].expand(-1, -1, j)  # [B, T, J]
+    p, q = joints[..., :j, :2], target[..., :2]
+    mass = w.sum((1, 2)).clamp(min=1e-8)[:, None]
+    p_bar = (w[..., None] * p).sum((1, 2)) / mass
+    q_bar = (w[..., None] * q).sum((1, 2)) / mass
+    pc, qc = p - p_bar[:, None, None], q - q_bar[:, None, None]
+    cross = (w * (pc[..., 0] * qc[..., 1] - pc[..., 1] * qc[..., 0])).sum((1, 2))
+    dot = (w * (pc[..., 0] * qc[..., 0] + pc[..., 1] * qc[..., 1])).sum((1, 2))
+    has = keyframes.any(1)
+    theta = torch.where(has, torch.atan2(cross, dot), torch.zeros_like(cross))
+    shift = torch.where(has[:, None], q_bar, p_bar)
+    xy = (
+        rotate_xy(joints[..., :2] - p_bar[:, None, None], theta[:, None, None])
+        + shift[:, None, None]
+    )
+    return torch.cat([xy, joints[..., 2:]], -1)
+
+
+def keyframe_guidance_loss(
+    mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor, keyframes: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-example loss on a normalised x0: squared joint error at keyframes after decoding
+    and anchoring (summed over keyframes, mean over joints), in m^2."""
+
+    def loss(x0: torch.Tensor) -> torch.Tensor:
+        joints = smplrifke.decode(x0 * std + mean).joints
+        world = anchor_to_keyframes(joints, target, keyframes)[..., : target.shape[-2], :]
+        err = (world - target).pow(2).sum(-1).mean(-1)
+        return (err * keyframes.to(err.dtype)).sum(1)
+
+    return loss
+
+
+def _interp_rows(values: np.ndarray, frames: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation of [K, D] values at ``frames`` onto 0..length-1 (constant ends)."""
+    t = np.arange(length)
+    return np.stack([np.interp(t, frames, values[:, d]) for d in range(values.shape[1])], -1)
+
+
+def correct_trajectory(
+    joints: torch.Tensor, target: torch.Tensor, keyframes: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Add to every joint the piecewise-linear XY offset that puts the root on the keyframe
+    roots (constant before the first / after the last keyframe)."""
+    out = joints.clone()
+    for b in range(len(joints)):
+        frames = keyframes[b].nonzero()[:, 0].cpu().numpy()
+        if len(frames) == 0:
+            continue
+        gap = (target[b, frames, 0, :2] - joints[b, frames, 0, :2]).detach().cpu().numpy()
+        n = int(lengths[b])
+        offset = torch.as_tensor(_interp_rows(gap, frames, n), dtype=joints.dtype)
+        out[b, :n, :, :2] += offset.to(joints.device)[:, None]
+    return out
+
+
+def interpolate_keyframes(
+    target: torch.Tensor, keyframes: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """The baseline: linear interpolation of keyframe joints over each valid range."""
+    out = torch.zeros_like(target)
+    for b in range(len(target)):
+        frames = keyframes[b].nonzero()[:, 0].cpu().numpy()
+        n = int(lengths[b])
+        if len(frames) == 0:
+            raise ValueError("the interpolation baseline needs at least one keyframe per sample")
+        vals = target[b, frames].reshape(len(frames), -1).cpu().numpy()
+        out[b, :n] = torch.as_tensor(_interp_rows(vals, frames, n), dtype=target.dtype).reshape(
+            n, *target.shape[2:]
+        )
+    return out
+
+
+def observed_features(
+    world_joints: torch.Tensor,
+    feature_mask: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    reference: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised observed values and the mask of what global keyframe joints determine.
+
+    Position features come from the joints (:func:`smplrifke.features_from_positions`); other
+    masked features (rotations, velocities with ``pos_rot_vel``) need ``reference`` features
+    (normalised) and are dropped from the mask without them.
+    """
+    n_given = world_joints.shape[-2]
+    pos = smplrifke.features_from_positions(world_joints)
+    known = torch.zeros(smplrifke.N_FEATS, dtype=torch.bool, device=world_joints.device)
+    known[0] = True
+    known[smplrifke.JOINTS_LOCAL.start : smplrifke.JOINTS_LOCAL.start + 3 * (n_given - 1)] = True
+    values = (pos - mean) / std
+    mask = feature_mask.clone()
+    if reference is not None:
+        values = torch.where(known, values, reference)
+    else:
+        mask &= known
+    return values * mask, mask

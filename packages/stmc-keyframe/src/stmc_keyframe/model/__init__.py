@@ -1,0 +1,1 @@
+"""Plain nn.Modules: the STMC transformer denoiser and the sentence encoders."""

@@ -1,0 +1,372 @@
+"""LightningModule: keyframe-conditioned text-to-motion diffusion on SMPL-RIFKE.
+
+Training (CondMDI on STMC's denoiser): x0 prediction under a cosine schedule; with
+``diffusion.keyframe_conditioned`` a keyframe mask is drawn per sample by a
+``motioncore.masking`` scheme, expanded to features through the SMPL-RIFKE joint table,
+dropped whole with ``keyframe_mask_prob``; clean data replaces x_t at observed entries and the
+mask is a denoiser input. Text is dropped to "" with ``drop_cond`` for classifier-free
+guidance. Evaluation samples in-betweens for held-out motions placed at a random world pose
+and compares them with linear interpolation of the same keyframes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.losses import masked_mse
+from motioncore.masking import (
+    SCHEMES,
+    expand_to_features,
+    joint_to_feature_matrix,
+    keyframe_dropout,
+    keyframe_joint_mask,
+    length_mask,
+    loss_mask,
+)
+from motioncore.metrics import (
+    foot_skating_ratio,
+    keyframe_error,
+    mpjpe,
+    trajectory_error,
+    transition_jerk,
+)
+from stmc_keyframe.keyframes import (
+    anchor_to_keyframes,
+    correct_trajectory,
+    interpolate_keyframes,
+    keyframe_guidance_loss,
+    observed_features,
+)
+from stmc_keyframe.model.text_encoder import TextEncoder
+from stmc_keyframe.representation import smplrifke
+from stmc_keyframe.representation.skeleton import FOOT_JOINTS, N_BODY_JOINTS
+
+log = logging.getLogger(__name__)
+
+DIFFUSION_KEYS = {
+    "keyframe_conditioned", "keyframe_selection_scheme", "keyframe_mask_prob", "zero_keyframe_loss",
+    "n_keyframes", "trans_length", "n_random_frames", "keyframe_features", "denoiser", "schedule",
+    "guidance_scale", "num_steps", "sampler", "posterior_noise", "reconstruction_weight",
+    "trajectory_correction",
+}  # fmt: skip
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def check_diffusion_config(d: dict) -> None:
+    """Reject unknown keys and inconsistent keyframe settings with a message naming the fix."""
+    unknown = set(d) - DIFFUSION_KEYS
+    if unknown:
+        raise ValueError(
+            f"unknown diffusion config keys {sorted(unknown)}; valid: {sorted(DIFFUSION_KEYS)}"
+        )
+    if bool(d["keyframe_conditioned"]) != bool(d["denoiser"].get("keyframe_conditioned", False)):
+        raise ValueError(
+            f"diffusion.keyframe_conditioned={d['keyframe_conditioned']} but "
+            f"diffusion.denoiser.keyframe_conditioned={d['denoiser'].get('keyframe_conditioned')}: "
+            "set both to the same value"
+        )
+    if d["keyframe_selection_scheme"] not in SCHEMES:
+        raise ValueError(f"diffusion.keyframe_selection_scheme must be one of {SCHEMES}")
+    if not 0.0 <= float(d["keyframe_mask_prob"]) <= 1.0:
+        raise ValueError("diffusion.keyframe_mask_prob must be in [0, 1]")
+    if d["posterior_noise"] not in ("std", "upstream"):
+        raise ValueError(
+            "diffusion.posterior_noise must be 'std' (textbook) or 'upstream' (variance)"
+        )
+    smplrifke.joint_feature_table(d["keyframe_features"])  # validates the mode
+
+
+class StmcKeyframeModule(pl.LightningModule):
+    def __init__(
+        self,
+        diffusion: dict,
+        text_encoder: dict,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        drop_cond: float = 0.1,
+        evaluation: dict | None = None,
+    ):
+        super().__init__()
+        diffusion, text_encoder = _plain(diffusion), _plain(text_encoder)
+        evaluation = _plain(evaluation or {})
+        check_diffusion_config(diffusion)
+        self.save_hyperparameters({"diffusion": diffusion, "text_encoder": text_encoder, "lr": lr,
+                                   "weight_decay": weight_decay, "drop_cond": drop_cond,
+                                   "evaluation": evaluation})  # fmt: skip
+        self.d = diffusion
+        self.evaluation = {"scheme": "gmd_keyframes", "n_keyframes": 5, "trans_length": 20,
+                           "n_media": 4, "seed": 0, **evaluation}  # fmt: skip
+        self.text_encoder = TextEncoder(**text_encoder)
+        self.denoiser = hydra.utils.instantiate(diffusion["denoiser"])
+        if self.denoiser.tx_dim != self.text_encoder.dim:
+            raise ValueError(
+                f"diffusion.denoiser.tx_dim={self.denoiser.tx_dim} but the {self.text_encoder.name} "
+                f"text encoder gives {self.text_encoder.dim}-d embeddings; set them equal"
+            )
+        self.schedule: NoiseSchedule = hydra.utils.instantiate(diffusion["schedule"])
+        if self.schedule.prediction_type != "sample":
+            raise ValueError(
+                "STMC/CondMDI predict x0: set diffusion.schedule.prediction_type=sample"
+            )
+        table = smplrifke.joint_feature_table(diffusion["keyframe_features"])
+        self.register_buffer(
+            "joint_table", joint_to_feature_matrix(table, smplrifke.N_FEATS), persistent=False
+        )
+        self.register_buffer("mean", torch.zeros(smplrifke.N_FEATS))
+        self.register_buffer("std", torch.ones(smplrifke.N_FEATS))
+        self.register_buffer("stats_set", torch.tensor(False))
+        self._test_out: list[dict] = []
+
+    # ---- data helpers --------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if not bool(self.stats_set) and dm is not None and getattr(dm, "stats", None) is not None:
+            mean, std = dm.stats
+            self.mean.copy_(mean)
+            self.std.copy_(std.clamp(min=1e-4))  # constant features (e.g. unused DOFs) stay finite
+            self.stats_set.fill_(True)
+        if stage == "fit" and not bool(self.stats_set):
+            raise RuntimeError(
+                "normalisation statistics are missing: the DataModule must set .stats"
+            )
+
+    def normalize(self, feats: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std * valid[..., None]
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        return self.text_encoder(texts).to(self.device)
+
+    def keyframe_mask(
+        self,
+        lengths: torch.Tensor,
+        max_len: int,
+        scheme: str,
+        n_keyframes: int,
+        trans_length: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Joint-level [B, T, 22] mask of a motioncore scheme."""
+        return keyframe_joint_mask(
+            scheme, lengths.cpu(), max_len, N_BODY_JOINTS, n_keyframes=n_keyframes,
+            trans_length=trans_length, n_random_frames=self.d.get("n_random_frames", 20),
+            generator=generator,
+        ).to(self.device)  # fmt: skip
+
+    # ---- training ------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        lengths = batch["lengths"]
+        valid = length_mask(lengths, batch["feats"].shape[1]).to(self.device)
+        x0 = self.normalize(batch["feats"], valid)
+        texts = [
+            t if float(torch.rand(())) >= self.hparams.drop_cond else "" for t in batch["text"]
+        ]
+        text = self.encode_text(texts)
+        t = self.schedule.sample_timesteps(len(x0), self.device)
+        noise = self.schedule.sample_noise(x0) * valid[..., None]
+        x_t = self.schedule.add_noise(x0, noise, t)
+        if self.d["keyframe_conditioned"]:
+            jm = self.keyframe_mask(lengths, x0.shape[1], self.d["keyframe_selection_scheme"],
+                                    self.d["n_keyframes"], self.d["trans_length"])  # fmt: skip
+            jm = keyframe_dropout(jm, float(self.d["keyframe_mask_prob"]))
+            obs = expand_to_features(jm, self.joint_table) & valid[..., None]
+            x_t = torch.where(obs, x0, x_t)
+        else:
+            obs = torch.zeros_like(x0, dtype=torch.bool)
+        pred = self.denoiser(x_t, t, {"text": text, "valid": valid, "obs_mask": obs})
+        target = self.schedule.training_target(x0, noise, t)
+        where = loss_mask(valid, obs, bool(self.d["zero_keyframe_loss"]))
+        loss = (masked_mse(pred, target, where) * self.schedule.loss_weights(t)).mean()
+        free = valid[..., None] & ~obs
+        ratio = obs.sum() / (valid.sum() * smplrifke.N_FEATS)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(x0))
+        self.log("train/keyframe_ratio", ratio, batch_size=len(x0))
+        self.log(
+            "train/non_keyframe_loss", masked_mse(pred, target, free).mean(), batch_size=len(x0)
+        )
+        return loss
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        lengths = batch["lengths"]
+        valid = length_mask(lengths, batch["feats"].shape[1]).to(self.device)
+        x0 = self.normalize(batch["feats"], valid)
+        g = torch.Generator().manual_seed(batch_idx)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (len(x0),), generator=g).to(
+            self.device
+        )
+        noise = torch.randn(x0.shape, generator=g).to(self.device) * valid[..., None]
+        x_t = self.schedule.add_noise(x0, noise, t)
+        obs = torch.zeros_like(x0, dtype=torch.bool)
+        if self.d["keyframe_conditioned"]:
+            jm = self.keyframe_mask(lengths, x0.shape[1], self.d["keyframe_selection_scheme"],
+                                    self.d["n_keyframes"], self.d["trans_length"], g)  # fmt: skip
+            obs = expand_to_features(jm, self.joint_table) & valid[..., None]
+            x_t = torch.where(obs, x0, x_t)
+        pred = self.denoiser(
+            x_t, t, {"text": self.encode_text(batch["text"]), "valid": valid, "obs_mask": obs}
+        )
+        self.log("val/loss", masked_mse(pred, x0, valid).mean(), batch_size=len(x0))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)  # fmt: skip
+
+    # ---- sampling ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        texts: list[str],
+        lengths: torch.Tensor,
+        keyframe_joints: torch.Tensor | None = None,
+        keyframe_joint_mask: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        reconstruction_weight: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Sample motions for ``texts`` (optionally through global keyframes).
+
+        Args:
+            keyframe_joints: [B, T, 22 or 24, 3] global joints (Z up, floor at 0), read only at
+                observed frames; ``keyframe_joint_mask`` [B, T, 22] says which joints are given.
+            reference: normalised features [B, T, 205] for observed non-position features
+                (``keyframe_features=pos_rot_vel``); None observes positions only.
+
+        Returns ``feats`` [B, T, 205] (unnormalised), ``joints`` [B, T, 24, 3] in the world
+        (anchored to the keyframes when given) and ``keyframes`` [B, T] (frames observed).
+        """
+        d = self.d
+        lengths = torch.as_tensor(lengths)
+        b, n = len(texts), int(lengths.max())
+        valid = length_mask(lengths, n).to(self.device)
+        text = self.encode_text(list(texts))
+        empty = self.encode_text([""]).expand(b, -1)
+        obs = torch.zeros(b, n, smplrifke.N_FEATS, dtype=torch.bool, device=self.device)
+        values = torch.zeros(b, n, smplrifke.N_FEATS, device=self.device)
+        kf_frames = torch.zeros(b, n, dtype=torch.bool, device=self.device)
+        kw: dict = {}
+        if keyframe_joints is not None:
+            jm = keyframe_joint_mask.to(self.device) & valid[..., None]
+            kf_frames = jm.any(-1)
+            feat_mask = expand_to_features(jm, self.joint_table)
+            values, obs = observed_features(keyframe_joints.to(self.device), feat_mask, self.mean,
+                                            self.std, reference)  # fmt: skip
+            target = keyframe_joints[..., :N_BODY_JOINTS, :].to(self.device)
+            weight = (
+                d["reconstruction_weight"]
+                if reconstruction_weight is None
+                else reconstruction_weight
+            )
+            kw = {
+                "keyframes": (values, obs.float()),
+                "injection": "clean" if d["keyframe_conditioned"] else "noised",
+                "guidance_loss": keyframe_guidance_loss(self.mean, self.std, target, kf_frames),
+                "guidance_weight": float(weight),
+            }
+        cond = {"text": text, "valid": valid, "obs_mask": obs}
+        uncond = {"text": empty, "valid": valid, "obs_mask": obs}
+        x = sample(
+            self.denoiser, self.schedule, (b, n, smplrifke.N_FEATS), cond=cond, uncond=uncond,
+            guidance_scale=float(d["guidance_scale"] if guidance_scale is None else guidance_scale),
+            num_steps=num_steps or d["num_steps"], sampler=d["sampler"], generator=generator,
+            device=self.device, **kw,
+        )  # fmt: skip
+        feats = self.denormalize(x) * valid[..., None]
+        joints = smplrifke.decode(feats).joints
+        if keyframe_joints is not None:
+            joints = anchor_to_keyframes(joints, target, kf_frames)
+            if d["trajectory_correction"]:
+                joints = correct_trajectory(joints, target, kf_frames, lengths)
+        return {"feats": feats, "joints": joints * valid[..., None, None], "keyframes": kf_frames}
+
+    # ---- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        ev = self.evaluation
+        lengths = batch["lengths"]
+        n = batch["feats"].shape[1]
+        valid = length_mask(lengths, n).to(self.device)
+        g = torch.Generator().manual_seed(int(ev["seed"]) + batch_idx)
+        # place each held-out motion at a random world pose: the model must find it from keyframes
+        heading = torch.rand(len(lengths), generator=g) * 2 * math.pi
+        origin = (torch.rand(len(lengths), 2, generator=g) - 0.5) * 4
+        feats = batch["feats"].to(self.device)
+        gt = smplrifke.decode(feats, heading.to(self.device), origin.to(self.device)).joints
+        gt = gt * valid[..., None, None]
+        jm = self.keyframe_mask(lengths, n, ev["scheme"], ev["n_keyframes"], ev["trans_length"], g)
+        jm &= valid[..., None]
+        reference = self.normalize(feats, valid)
+        out = self.generate(
+            batch["text"], lengths, gt, jm, reference, generator=g,
+            num_steps=ev.get("num_steps"), guidance_scale=ev.get("guidance_scale"),
+        )  # fmt: skip
+        kf = jm.any(-1)
+        base = interpolate_keyframes(gt[:, :, :N_BODY_JOINTS], kf, lengths)
+        self._test_out.append({
+            "pred": out["joints"][:, :, :N_BODY_JOINTS].cpu(), "base": base.cpu(),
+            "gt": gt[:, :, :N_BODY_JOINTS].cpu(), "kf": kf.cpu(), "lengths": lengths.cpu(),
+            "boundaries": batch["boundaries"], "text": batch["text"], "feats": out["feats"].cpu(),
+        })  # fmt: skip
+
+    def on_test_epoch_start(self) -> None:
+        self._test_out = []
+
+    def on_test_epoch_end(self) -> None:
+        outs = self._test_out
+        n = max(o["pred"].shape[1] for o in outs)
+
+        def cat(key):
+            return torch.cat([torch.nn.functional.pad(o[key], (0, 0) * (o[key].ndim - 2) + (0, n - o[key].shape[1]))
+                              for o in outs])  # fmt: skip
+
+        gt, kf, lengths = cat("gt"), cat("kf"), torch.cat([o["lengths"] for o in outs])
+        boundaries = [b for o in outs for b in o["boundaries"]]
+        valid = length_mask(lengths, n)
+        for prefix, joints in (("test", cat("pred")), ("baseline", cat("base"))):
+            for name, value in motion_metrics(joints, gt, kf, valid, lengths, boundaries).items():
+                self.log(f"{prefix}/{name}", value)
+        self._write_media(cat("pred"), cat("gt"), kf, lengths, [t for o in outs for t in o["text"]])
+
+    def _write_media(self, pred, gt, kf, lengths, texts) -> None:
+        from stmc_keyframe.visualize import write_gif
+
+        out_dir = Path(self.trainer.default_root_dir) / "samples"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(min(int(self.evaluation["n_media"]), len(pred))):
+            n = int(lengths[i])
+            np.save(out_dir / f"test_{i:03d}_joints.npy", pred[i, :n].numpy())
+            write_gif(out_dir / f"test_{i:03d}.gif", pred[i, :n], texts[i], ghost=gt[i, :n],
+                      keyframes=kf[i, :n])  # fmt: skip
+
+
+def motion_metrics(joints, gt, kf, valid, lengths, boundaries) -> dict[str, float]:
+    """The issue's test metrics for joints [B, T, 22, 3] against ground truth."""
+    traj = trajectory_error(joints[:, :, 0], gt[:, :, 0], kf, up_axis=2)
+    skate = foot_skating_ratio(joints, lengths, foot_joints=FOOT_JOINTS, up_axis=2)
+    jerk = transition_jerk(joints, boundaries, lengths=lengths)
+    between = valid & ~kf
+    return {
+        "keyframe_error_m": float(keyframe_error(joints, gt, kf).nanmean()),
+        "traj_error_m": float(traj["traj_error_m"]),
+        "traj_fail_20cm": float(traj["traj_fail_20cm"]),
+        "traj_fail_50cm": float(traj["traj_fail_50cm"]),
+        "foot_skating_ratio": float(skate.mean()),
+        "transition_jerk": float(jerk.nanmean()),
+        "inbetween_mpjpe_m": float(mpjpe(joints, gt, between).mean()),
+    }
