@@ -1,0 +1,1 @@
+"""Pose files, HamNoSys tokens, the procedural signer, the synthetic corpus and the DataModule."""

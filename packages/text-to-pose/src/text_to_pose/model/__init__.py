@@ -1,0 +1,1 @@
+"""Plain nn.Modules of the text-to-pose model and its refinement sampler."""

@@ -1,0 +1,123 @@
+"""The text-to-pose network and its sampler: iterative x0 refinement from the first pose.
+
+Reference text-to-pose.md, "Inference": ``x_T`` is the first pose repeated to the predicted
+length; for ``t = T-1 ... 0`` the refiner predicts ``x0`` (with classifier-free guidance
+``u + s (c - u)``, Ho & Salimans 2022, Eq. 6, cond and uncond in one batched forward) and, while
+``t > 0``, re-blends ``x_t' = beta_t' x_T + (1 - beta_t') x0`` for the next visited step ``t'``.
+The text is encoded once per sample, before the loop. There is no Gaussian noise, so this is
+not a diffusers sampler; the CFG forward is motioncore's ``guided_output``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from motioncore.diffusion import guided_output
+from motioncore.masking import length_mask
+from text_to_pose.data.holistic import N_KEYPOINTS
+from text_to_pose.data.tokenizer import BOS, PAD
+from text_to_pose.model.encoders import LengthPredictor, PoseRefiner, TextEncoder
+from text_to_pose.model.schedule import blend_betas, refinement_steps
+
+
+class TextToPose(nn.Module):
+    """Text encoder + length predictor + pose refiner. ``model(x_t, t, cond) -> x0``, with
+    ``cond = {"text", "text_valid", "frame_valid"}`` (the motioncore call contract)."""
+
+    def __init__(self, vocab_size: int, hidden: int = 512, heads: int = 8, ff: int = 2048,
+                 text_layers: int = 2, pose_layers: int = 4, text_dropout: float = 0.1,
+                 pose_dropout: float = 0.0, max_text_len: int = 128, max_frames: int = 200,
+                 num_steps: int = 10, length_scale: float = 100.0, residual: bool = True) -> None:  # fmt: skip
+        super().__init__()
+        self.max_frames, self.num_steps = max_frames, num_steps
+        self.text_encoder = TextEncoder(vocab_size, hidden, heads, ff, text_layers, text_dropout,
+                                        max_text_len)  # fmt: skip
+        self.length = LengthPredictor(hidden, length_scale)
+        self.refiner = PoseRefiner(N_KEYPOINTS, hidden, heads, ff, pose_layers, pose_dropout,
+                                   max_frames, num_steps, residual)  # fmt: skip
+        self.register_buffer("betas", blend_betas(num_steps), persistent=False)
+
+    def encode(self, ids: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        return {"text": self.text_encoder(ids, valid), "text_valid": valid}
+
+    def predict_length(self, cond: dict[str, Tensor]) -> Tensor:
+        """Predicted frame count (float) per sample."""
+        return self.length(cond["text"], cond["text_valid"])
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
+        return self.refiner(x_t, t, cond["text"], cond["text_valid"], cond["frame_valid"])
+
+    def blend(self, x0: Tensor, x_T: Tensor, t: Tensor, jitter: Tensor | None = None) -> Tensor:
+        """``x_t = beta_t x_T + (1 - beta_t) x0`` (per-sample ``t``; ``jitter`` scales beta by
+        ``1 + jitter`` as in upstream training)."""
+        beta = self.betas[t]
+        if jitter is not None:
+            beta = beta * (1 + jitter)
+        beta = beta.view(-1, *([1] * (x0.ndim - 1)))
+        return beta * x_T + (1 - beta) * x0
+
+    def clamp_lengths(self, lengths: Tensor) -> Tensor:
+        """Round and clamp predicted lengths to ``[2, max_frames]`` (the positional table; the
+        upstream clamp of 1000 exceeded its 200-row table)."""
+        return lengths.round().long().clamp(2, self.max_frames)
+
+
+def unconditional_ids(ids: Tensor) -> tuple[Tensor, Tensor]:
+    """``[BOS, PAD, ...]`` rows shaped like ``ids``: the empty text, padded to the same width so
+    that cond and uncond batch together."""
+    uncond = torch.full_like(ids, PAD)
+    uncond[:, 0] = BOS
+    return uncond, uncond != PAD
+
+
+@torch.no_grad()
+def refine_from_first_pose(
+    model: TextToPose,
+    first_pose: Tensor,
+    ids: Tensor,
+    valid: Tensor,
+    lengths: Tensor | None = None,
+    guidance: float = 2.5,
+    steps: int | None = None,
+    bf16: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Generate poses for ``B`` texts from their first poses ``[B, 75, 3]``.
+
+    Args:
+        ids, valid: tokenised texts ``[B, L]``.
+        lengths: force the frame counts; ``None`` uses the length predictor.
+        guidance: CFG scale ``s``; 1 disables the unconditional branch.
+        steps: refinement steps (default ``model.num_steps``; fewer visits a strided subset).
+        bf16: bfloat16 autocast (CPU or CUDA) for the transformer matmuls.
+
+    Returns:
+        ``poses [B, T, 75, 3]`` (zero past each length) and ``lengths [B]``.
+    """
+    device_type = first_pose.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        cond_ids, cond_valid = ids, valid
+        if guidance != 1.0:  # encode cond and uncond texts in one call, once per sample
+            u_ids, u_valid = unconditional_ids(ids)
+            cond_ids, cond_valid = torch.cat([ids, u_ids]), torch.cat([valid, u_valid])
+        encoded = model.encode(cond_ids, cond_valid)
+        b = ids.shape[0]
+        cond = {k: v[:b] for k, v in encoded.items()}
+        uncond = {k: v[b:] for k, v in encoded.items()} if guidance != 1.0 else None
+        if lengths is None:
+            lengths = model.clamp_lengths(model.predict_length(cond).float())
+        lengths = lengths.to(first_pose.device)
+        frames = int(lengths.max())
+        frame_valid = length_mask(lengths, frames)
+        cond["frame_valid"] = frame_valid
+        if uncond is not None:
+            uncond["frame_valid"] = frame_valid
+        x_T = first_pose[:, None].expand(b, frames, *first_pose.shape[1:]).float()
+        x_t = x_T
+        schedule = refinement_steps(model.num_steps, steps)
+        for i, step in enumerate(schedule):
+            t = torch.full((b,), step, dtype=torch.long, device=first_pose.device)
+            x0 = guided_output(model, x_t, t, cond, uncond, guidance).float()
+            if i + 1 < len(schedule):
+                x_t = model.blend(x0, x_T, t.fill_(schedule[i + 1]))
+    return x0 * frame_valid[..., None, None], lengths

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from motioncore.diffusion import guided_output
+from text_to_pose.model.schedule import blend_betas, refinement_steps
+from text_to_pose.model.text_to_pose import refine_from_first_pose, unconditional_ids
+
+
+def test_blend_schedule_matches_upstream_values():
+    betas = blend_betas(10)
+    expected = [0.028, 0.076, 0.124, 0.177, 0.237, 0.310, 0.404, 0.537, 0.744, 1.0]
+    torch.testing.assert_close(betas, torch.tensor(expected), atol=1.5e-3, rtol=0)
+    assert betas[-1] == 1.0 and (betas.diff() > 0).all()
+    assert refinement_steps(10, None) == list(range(9, -1, -1))
+    assert refinement_steps(100, 5) == [99, 74, 50, 25, 0]
+    with pytest.raises(ValueError, match="steps must be in 1..10"):
+        refinement_steps(10, 11)
+
+
+def test_refiner_shapes_and_padding_independence(tiny_module, random_batch):
+    model = tiny_module.model.eval()
+    batch = random_batch()
+    cond = model.encode(batch["text_ids"], batch["text_valid"])
+    cond["frame_valid"] = batch["frame_valid"]
+    t = torch.tensor([0, 5, 9])
+    out = model(batch["pose"], t, cond)
+    assert out.shape == batch["pose"].shape
+    # The 6-frame sample alone (no padding, no other texts) gives the same frames.
+    i, n, width = 2, 6, int(batch["text_valid"][2].sum())
+    alone = model.encode(
+        batch["text_ids"][i : i + 1, :width], batch["text_valid"][i : i + 1, :width]
+    )
+    alone["frame_valid"] = batch["frame_valid"][i : i + 1, :n]
+    single = model(batch["pose"][i : i + 1, :n], t[i : i + 1], alone)
+    torch.testing.assert_close(single[0], out[i, :n], atol=1e-4, rtol=1e-4)
+    lengths = model.predict_length(cond)
+    torch.testing.assert_close(model.predict_length(alone), lengths[i : i + 1], atol=1e-4, rtol=0)
+
+
+def test_guidance_one_equals_conditional_and_batched_cfg_equals_two_calls(
+    tiny_module, random_batch
+):
+    model = tiny_module.model.eval()
+    batch = random_batch()
+    cond = model.encode(batch["text_ids"], batch["text_valid"])
+    u_ids, u_valid = unconditional_ids(batch["text_ids"])
+    uncond = model.encode(u_ids, u_valid)
+    for c in (cond, uncond):
+        c["frame_valid"] = batch["frame_valid"]
+    x, t = batch["pose"], torch.tensor([1, 4, 8])
+    c, u = model(x, t, cond), model(x, t, uncond)
+    torch.testing.assert_close(guided_output(model, x, t, cond, uncond, 1.0), c)
+    torch.testing.assert_close(guided_output(model, x, t, cond, uncond, 2.5), u + 2.5 * (c - u),
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+def test_sampler_encodes_text_once_and_starts_from_the_first_pose(tiny_module, random_batch):
+    model = tiny_module.model.eval()
+    batch = random_batch()
+    calls = []
+    hook = model.text_encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    try:
+        poses, lengths = refine_from_first_pose(
+            model, batch["pose"][:, 0], batch["text_ids"], batch["text_valid"], guidance=2.5
+        )
+    finally:
+        hook.remove()
+    assert calls == [(6, batch["text_ids"].shape[1])]  # cond + uncond, one call for 10 steps
+    assert poses.shape[:2] == (3, int(lengths.max())) and (lengths <= model.max_frames).all()
+    assert (poses[torch.arange(poses.shape[1])[None] >= lengths[:, None]] == 0).all()
+    forced, forced_len = refine_from_first_pose(
+        model, batch["pose"][:, 0], batch["text_ids"], batch["text_valid"],
+        lengths=batch["lengths"], guidance=1.0, steps=3,
+    )  # fmt: skip
+    assert forced_len.tolist() == batch["lengths"].tolist()
+
+
+def test_bf16_fast_path_matches_fp32(tiny_module, random_batch):
+    model = tiny_module.model.eval()
+    batch = random_batch()
+    args = (model, batch["pose"][:, 0], batch["text_ids"], batch["text_valid"], batch["lengths"])
+    plain, _ = refine_from_first_pose(*args, guidance=2.5)
+    fast, _ = refine_from_first_pose(*args, guidance=2.5, bf16=True)
+    error = (fast - plain).abs().max() / plain.abs().max()
+    assert error < 0.05
+
+
+def test_loss_does_not_mutate_the_batch_and_length_is_clamped(tiny_module, random_batch):
+    batch = random_batch()
+    before = {k: v.clone() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    tiny_module.train()
+    out = tiny_module.losses(batch)
+    out["loss"].backward()
+    for k, v in before.items():
+        assert torch.equal(batch[k], v), k
+    assert set(out) == {"loss", "pose", "smooth", "length_mse"}
+    huge = tiny_module.model.clamp_lengths(torch.tensor([1e6, -5.0, 7.4]))
+    assert huge.tolist() == [tiny_module.model.max_frames, 2, 7]
+
+
+def test_missing_keypoints_and_padding_carry_no_pose_loss(tiny_module, random_batch, monkeypatch):
+    tiny_module.eval()
+    # A stub refiner predicting zeros: the pose loss is then the weighted mean of x0^2.
+    monkeypatch.setattr(tiny_module.model.refiner, "forward", lambda x_t, *a: torch.zeros_like(x_t))
+    batch = random_batch()
+    batch["confidence"][:, :, 40:] = 0
+    base = tiny_module.losses(batch, torch.Generator().manual_seed(0))["pose"]
+    batch["pose"][:, :, 40:] += 100.0  # missing keypoints
+    batch["pose"][0, 9:] += 100.0  # padding frames of the 9-frame sample
+    changed = tiny_module.losses(batch, torch.Generator().manual_seed(0))["pose"]
+    torch.testing.assert_close(changed, base)
+    batch["pose"][:, 1:, :40] += 1.0  # a confident keypoint does count
+    assert tiny_module.losses(batch, torch.Generator().manual_seed(0))["pose"] > base + 1
