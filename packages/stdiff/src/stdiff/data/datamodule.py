@@ -1,0 +1,101 @@
+"""DataModule over range-image folders, frame folders or video files (built-in data generated once).
+
+``root`` holds ``train/``, ``val/`` and ``test/`` sub-folders of sequences. With a ``generator``
+(a synthetic data writer) the folders are written on first use and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from motioncore.train import BaseDataModule
+from stdiff.data.clips import ClipDataset
+from stdiff.data.formats import list_sequences
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class VideoDataModule(BaseDataModule):
+    """Args:
+    root: data folder with train/val/test sequence folders (or video files).
+    format: ``range``, ``frames`` or ``video`` (see stdiff.data.formats).
+    image_size: [H, W] frames are resized to. channels: 1 (grey/range) or 3 (RGB).
+    To, Tp: observed and predicted frames in training; rand_Tp: future frames drawn per clip.
+    test_Tp: predicted frames in val/test (long horizons are rolled out chunk by chunk).
+    generator: synthetic data writer (``write(root)``) used when ``root`` is missing.
+    max_sequences: cap on sequences per split (quick runs and tests); null keeps all.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        format: str = "frames",
+        image_size: list[int] = (64, 64),  # noqa: A002
+        channels: int = 1,
+        To: int = 3,
+        Tp: int = 3,
+        rand_Tp: int | None = None,  # noqa: N803
+        test_Tp: int | None = None,
+        train_stride: int = 1,
+        generator=None,  # noqa: N803
+        max_range: float = 85.0,
+        png_scale: float = 256.0,
+        max_sequences: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+    ):
+        super().__init__(batch_size, num_workers, eval_batch_size)
+        self.root = Path(root)
+        self.format = format
+        self.image_size = tuple(image_size)
+        self.channels, self.To, self.Tp, self.rand_Tp = channels, To, Tp, rand_Tp
+        self.test_Tp = test_Tp or Tp
+        self.train_stride, self.generator = train_stride, generator
+        self.max_range, self.png_scale, self.max_sequences = max_range, png_scale, max_sequences
+
+    def prepare_data(self) -> None:
+        done = self.root / ".complete"
+        if self.generator is None or done.is_file():
+            return
+        log.info("writing built-in %s data to %s (once)", type(self.generator).__name__, self.root)
+        self.generator.write(self.root)
+        done.write_text(json.dumps(vars(self.generator), default=str) + "\n")
+
+    def sequences(self, split: str) -> list[Path]:
+        folder = self.root / split
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder} is missing: data.root must contain train/, val/ and test/ folders of "
+                f"{self.format} sequences"
+            )
+        seqs = list_sequences(folder, self.format)
+        return seqs[: self.max_sequences] if self.max_sequences else seqs
+
+    def dataset(self, split: str) -> ClipDataset:
+        train = split == "train"
+        tp = self.Tp if train else self.test_Tp
+        return ClipDataset(
+            self.sequences(split),
+            self.format,
+            self.To,
+            tp,
+            self.image_size,
+            self.channels,
+            rand_Tp=self.rand_Tp if train else None,
+            stride=self.train_stride if train else None,
+            max_range=self.max_range,
+            png_scale=self.png_scale,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()
+        if stage in (None, "fit"):
+            self.train_set = self.dataset("train")
+        if stage in (None, "fit", "validate"):
+            self.val_set = self.dataset("val")
+        if stage in (None, "test"):
+            self.test_set = self.dataset("test")

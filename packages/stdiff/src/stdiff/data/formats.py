@@ -1,0 +1,147 @@
+"""Readers and writers of the real on-disk formats, mapped to frames in [-1, 1].
+
+- ``range``: one folder per sequence of LiDAR range images, one ``.npy`` (float metres) or 16-bit
+  ``.png`` (metres * ``png_scale``, KITTI depth convention) per frame; frames are either directly
+  in the folder or in ``<seq>/processed/range/`` (the layout of the KITTI range-image fork).
+  0 marks "no return". Ranges map linearly from [0, max_range] to [-1, 1].
+- ``frames``: one folder per sequence of PNG/JPG frames (sorted by name).
+- ``video``: one video file per sequence (any format ffmpeg reads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FORMATS = ("range", "frames", "video")
+IMAGE_EXT = (".png", ".jpg", ".jpeg")
+RANGE_EXT = (".npy", ".png")
+VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+
+
+def range_frame_dir(seq: Path) -> Path:
+    nested = seq / "processed" / "range"
+    return nested if nested.is_dir() else seq
+
+
+def list_sequences(root: Path, fmt: str) -> list[Path]:
+    """Sequences under ``root``: sub-folders (range/frames) or video files."""
+    if fmt not in FORMATS:
+        raise ValueError(f"data format {fmt!r} is unknown; use one of {FORMATS}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist; set data.root=<folder>")
+    if fmt == "video":
+        seqs = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXT)
+    else:
+        seqs = sorted(p for p in root.iterdir() if p.is_dir() and frame_files(p, fmt))
+    if not seqs:
+        what = "video files" if fmt == "video" else f"sequence folders of {fmt} frames"
+        raise FileNotFoundError(f"no {what} found in {root}")
+    return seqs
+
+
+def frame_files(seq: Path, fmt: str) -> list[Path]:
+    if fmt == "range":
+        folder, ext = range_frame_dir(seq), RANGE_EXT
+    else:
+        folder, ext = seq, IMAGE_EXT
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in ext)
+
+
+def count_frames(seq: Path, fmt: str) -> int:
+    """Frames in a sequence without decoding them (a video's frame count from its header)."""
+    if fmt != "video":
+        return len(frame_files(seq, fmt))
+    try:
+        return int(iio.improps(seq, plugin="pyav").shape[0])
+    except Exception as e:
+        raise ValueError(f"cannot read video {seq}: {e}") from e
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    kw = {} if mode == "nearest" else {"antialias": True}
+    return F.interpolate(x, size=size, mode=mode, **kw)
+
+
+def read_range(path: Path, png_scale: float) -> np.ndarray:
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path).astype(np.float32)
+        else:
+            raw = iio.imread(path)
+            if raw.dtype != np.uint16:
+                raise ValueError(f"expected a 16-bit PNG, got dtype {raw.dtype}")
+            arr = raw.astype(np.float32) / png_scale
+    except Exception as e:
+        raise ValueError(f"cannot read range image {path}: {e}") from e
+    if arr.ndim != 2:
+        raise ValueError(f"range image {path} must be 2-D [H, W], got shape {arr.shape}")
+    return arr
+
+
+def load_sequence(
+    seq: Path,
+    fmt: str,
+    size: tuple[int, int],
+    channels: int,
+    max_range: float = 85.0,
+    png_scale: float = 256.0,
+) -> torch.Tensor:
+    """All frames of one sequence as [T, C, H, W] in [-1, 1] at ``size``."""
+    if fmt == "range":
+        arrs = [read_range(p, png_scale) for p in frame_files(seq, fmt)]
+        x = torch.from_numpy(np.stack(arrs))[:, None]
+        x = _resize(x, size, "nearest")  # keeps "no return" pixels exact
+        return (x.clamp(0, max_range) / max_range * 2 - 1).contiguous()
+    if fmt == "frames":
+        try:
+            imgs = [iio.imread(p) for p in frame_files(seq, fmt)]
+        except Exception as e:
+            raise ValueError(f"cannot read frames of {seq}: {e}") from e
+    else:
+        try:
+            imgs = list(iio.imiter(seq, plugin="pyav"))
+        except Exception as e:
+            raise ValueError(f"cannot decode video {seq}: {e}") from e
+    x = torch.from_numpy(np.stack([_channels(np.asarray(i), channels, seq) for i in imgs]))
+    x = x.permute(0, 3, 1, 2).float() / 255.0
+    return (_resize(x, size, "bilinear") * 2 - 1).clamp(-1, 1).contiguous()
+
+
+def _channels(img: np.ndarray, channels: int, where: Path) -> np.ndarray:
+    if img.ndim == 2:
+        img = img[..., None]
+    img = img[..., :3]
+    if img.shape[-1] == channels:
+        return img
+    if channels == 1:
+        return img.mean(-1, keepdims=True).astype(img.dtype)
+    if channels == 3 and img.shape[-1] == 1:
+        return np.repeat(img, 3, -1)
+    raise ValueError(f"{where}: frames have {img.shape[-1]} channels, config asks for {channels}")
+
+
+def write_range_sequence(
+    seq: Path, frames: np.ndarray, as_png: bool = False, png_scale: float = 256.0
+) -> None:
+    """Write [T, H, W] ranges in metres as ``<seq>/processed/range/%06d.npy`` (or 16-bit PNG)."""
+    folder = seq / "processed" / "range"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, r in enumerate(frames):
+        if as_png:
+            iio.imwrite(folder / f"{i:06d}.png", np.clip(r * png_scale, 0, 65535).astype(np.uint16))
+        else:
+            np.save(folder / f"{i:06d}.npy", r.astype(np.float32))
+
+
+def write_frame_sequence(seq: Path, frames: np.ndarray) -> None:
+    """Write [T, H, W] or [T, H, W, 3] uint8 frames as ``<seq>/%06d.png``."""
+    seq.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        iio.imwrite(seq / f"{i:06d}.png", f)

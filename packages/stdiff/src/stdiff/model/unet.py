@@ -1,0 +1,145 @@
+"""``UNet2DMotionCond``: a stock diffusers ``UNet2DModel`` with SPADE motion conditioning.
+
+Upstream forks diffusers 0.15 to add ``m_feat`` to every ResNet block (reference stdiff.md,
+"Image UNet"). Here the stock model is built unchanged and each ResNet block's ``conv1`` is wrapped
+by :class:`SpadeConv`, which applies the motion modulation right after it:
+``h = IN(conv1(x)) * (1 + gamma(m)) + beta(m)`` (Park et al. 2019, SPADE, eq. 1), before diffusers
+adds the time embedding, exactly where the fork inserts it. Attention stays diffusers' own
+``Attention`` with its SDPA processor, so no 8192 x 8192 score matrix is materialised.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch.nn.functional as F
+from diffusers import UNet2DModel
+from diffusers.models.resnet import ResnetBlock2D
+from torch import Tensor, nn
+
+# The fork's extra argument; everything else goes to diffusers' UNet2DModel unchanged.
+MOTION_KEYS = ("m_channels",)
+
+
+class MotionCondModule(nn.Module):
+    """SPADE head: shared 3x3 conv + ReLU on the motion map, then 3x3 heads for gamma and beta."""
+
+    def __init__(self, motion_channels: int, out_channels: int):
+        super().__init__()
+        hidden = (motion_channels + out_channels) // 2
+        self.shared = nn.Sequential(nn.Conv2d(motion_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, out_channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, out_channels, 3, padding=1)
+
+    def forward(self, m: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        m = F.interpolate(m, size=size, mode="nearest")
+        a = self.shared(m)
+        return self.gamma(a), self.beta(a)
+
+
+class _MotionState:
+    """What the wrapped blocks read during one forward: the motion map and an optional cache."""
+
+    def __init__(self) -> None:
+        self.feat: Tensor | None = None
+        self.cache: dict[int, tuple[Tensor, Tensor]] | None = None
+
+
+class SpadeConv(nn.Module):
+    """Wraps a ResNet block's ``conv1``: ``IN(conv1(x)) * (1 + gamma) + beta`` from the motion map."""
+
+    def __init__(self, conv: nn.Conv2d, motion_channels: int, state: _MotionState, key: int):
+        super().__init__()
+        self.conv = conv
+        self.spade = MotionCondModule(motion_channels, conv.out_channels)
+        self._state = state
+        self._key = key
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv(x)
+        st = self._state
+        if st.feat is None:
+            raise RuntimeError("UNet2DMotionCond called without m_feat (the motion feature map)")
+        if st.cache is not None and self._key in st.cache:
+            gamma, beta = st.cache[self._key]
+        else:
+            m = st.feat.to(h.dtype)
+            if m.shape[0] != h.shape[0]:
+                raise ValueError(f"m_feat batch {m.shape[0]} != sample batch {h.shape[0]}")
+            gamma, beta = self.spade(m, tuple(h.shape[-2:]))
+            if st.cache is not None:
+                st.cache[self._key] = (gamma, beta)
+        h = F.instance_norm(h)
+        return h * (1 + gamma.to(h.dtype)) + beta.to(h.dtype)
+
+
+def _attention_head_dim(cfg: dict) -> int | None:
+    """Upstream gives one head dim per block ([null, 128, ...], null for blocks without
+    attention); stock UNet2DModel takes one value, so all given values must agree."""
+    value = cfg.get("attention_head_dim")
+    if not isinstance(value, list | tuple):
+        return value
+    given = {v for v in value if v is not None}
+    if len(given) > 1:
+        raise ValueError(
+            f"attention_head_dim={list(value)}: stock diffusers UNet2DModel uses one head "
+            "dimension for all attention blocks; give equal values (null where a block has no "
+            "attention)"
+        )
+    return given.pop() if given else None
+
+
+class UNet2DMotionCond(nn.Module):
+    """Denoiser ``eps(x_t, t, m_feat)`` built from ``STDiff.Diffusion.unet_config``.
+
+    The config keys are diffusers' ``UNet2DModel`` arguments plus ``m_channels`` (the motion
+    feature depth); all 27 ResNet blocks of the 64 px config get a :class:`MotionCondModule`.
+    """
+
+    def __init__(self, **unet_config):
+        super().__init__()
+        cfg = dict(unet_config)
+        m_channels = cfg.pop("m_channels")
+        cfg["attention_head_dim"] = _attention_head_dim(cfg)
+        for key in ("sample_size", "block_out_channels", "down_block_types", "up_block_types"):
+            if isinstance(cfg.get(key), list):
+                cfg[key] = tuple(cfg[key])
+        try:
+            self.unet = UNet2DModel(**cfg)
+        except TypeError as e:
+            raise ValueError(f"STDiff.Diffusion.unet_config: {e}") from e
+        self.m_channels = m_channels
+        self._state = _MotionState()
+        blocks = [m for m in self.unet.modules() if isinstance(m, ResnetBlock2D)]
+        for i, block in enumerate(blocks):
+            block.conv1 = SpadeConv(block.conv1, m_channels, self._state, i)
+        self.num_motion_blocks = len(blocks)
+
+    @property
+    def in_channels(self) -> int:
+        return self.unet.config.in_channels
+
+    @contextmanager
+    def reuse_motion(self):
+        """Inside this block gamma/beta are computed once and reused: valid while m_feat is the
+        same for every call (the denoising steps of one frame)."""
+        self._state.cache = {}
+        try:
+            yield
+        finally:
+            self._state.cache = None
+
+    def forward(self, sample: Tensor, timestep: Tensor, m_feat: Tensor) -> Tensor:
+        if m_feat.ndim != 4 or m_feat.shape[1] != self.m_channels:
+            raise ValueError(
+                f"m_feat must be [B, {self.m_channels}, h, w], got {tuple(m_feat.shape)}"
+            )
+        self._state.feat = m_feat
+        try:
+            return self.unet(sample, timestep).sample
+        finally:
+            self._state.feat = None
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,152 @@
+"""STDiffModel: kitti_range size and layout, config errors, SPADE wrapping, SDE motion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.resnet import ResnetBlock2D
+from omegaconf import OmegaConf
+
+from stdiff.model.motion import ConvGRUCell
+from stdiff.model.stdiff import STDiffModel
+from stdiff.model.unet import SpadeConv, count_parameters
+
+
+def _kitti_range_cfg(repo_root) -> dict:
+    path = repo_root / "packages/stdiff/src/stdiff/configs/model/kitti_range.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path))["STDiff"]
+
+
+def test_kitti_range_parameter_count_and_layout(repo_root):
+    cfg = _kitti_range_cfg(repo_root)
+    unet = cfg["Diffusion"]["unet_config"]
+    assert unet["block_out_channels"] == [128, 256, 256, 512, 512]
+    assert unet["attention_head_dim"] == [None, 128, 128, 128, 128]
+    with torch.device("meta"):
+        model = STDiffModel(cfg)
+    total = count_parameters(model)
+    spade = sum(p.numel() for n, p in model.named_parameters() if ".spade." in n)
+    assert 203.5e6 < total < 205.0e6  # upstream: ~204.2M
+    assert 193.5e6 < count_parameters(model.unet) < 195e6  # UNet incl. SPADE ~194M
+    assert 74.5e6 < spade < 76e6  # ~75M in the SPADE modules
+    assert 1.7e6 < count_parameters(model.tde.encoder) < 1.9e6
+    assert 3.4e6 < count_parameters(model.tde.gru) < 3.6e6
+    assert 4.6e6 < count_parameters(model.tde.sde) < 4.8e6
+    u = model.unet.unet
+    assert [type(b).__name__ for b in u.down_blocks] == ["DownBlock2D"] + ["AttnDownBlock2D"] * 4
+    assert [type(b).__name__ for b in u.up_blocks] == ["AttnUpBlock2D"] * 4 + ["UpBlock2D"]
+    resnets = [m for m in u.modules() if isinstance(m, ResnetBlock2D)]
+    assert len(resnets) == 27 and all(isinstance(r.conv1, SpadeConv) for r in resnets)
+    heads = {a.inner_dim // a.heads for b in u.down_blocks[1:] for a in b.attentions}
+    assert heads == {128}
+    assert model.tde.channels == 256 and model.unet.in_channels == 2
+
+
+def test_unknown_config_keys_are_rejected(tiny_cfg):
+    tiny_cfg["DiffNet"]["Int"]["stepsize"] = 0.1
+    with pytest.raises(ValueError, match="stepsize"):
+        STDiffModel(tiny_cfg)
+
+
+def test_mismatched_channels_name_the_fix(tiny_cfg):
+    tiny_cfg["Diffusion"]["unet_config"]["in_channels"] = 1
+    with pytest.raises(ValueError, match="in_channels=2"):
+        STDiffModel(tiny_cfg)
+
+
+def test_unequal_attention_head_dims_are_rejected(tiny_cfg):
+    tiny_cfg["Diffusion"]["unet_config"]["attention_head_dim"] = [4, 8]
+    with pytest.raises(ValueError, match="one head"):
+        STDiffModel(tiny_cfg)
+
+
+def test_training_forward_shapes_and_motion_changes_output(tiny_cfg, clip_batch):
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg)
+    b = clip_batch
+    t = torch.randint(0, 1000, (4,))
+    eps = model(b["vo"], b["idx_o"], b["idx_p"], b["vp"], t, clean_vp=b["vp"], entropy=1)
+    assert eps.shape == b["vp"].shape
+    m1 = torch.randn(4, 8, 8, 8)
+    x = b["vp"].flatten(0, 1)
+    out1 = model.denoise(x, t, m1, x)
+    out2 = model.denoise(x, t, m1 + 1, x)
+    assert not torch.allclose(out1, out2)  # the SPADE heads see the motion map
+
+
+def test_spade_cache_matches_plain_forward(tiny_cfg):
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg).eval()
+    x, m = torch.randn(3, 2, 16, 16), torch.randn(3, 8, 8, 8)
+    t1, t2 = torch.full((3,), 10), torch.full((3,), 500)
+    plain = [model.unet(x, t, m) for t in (t1, t2)]
+    with model.unet.reuse_motion():
+        cached = [model.unet(x, t, m) for t in (t1, t2)]
+    for a, c in zip(plain, cached, strict=True):
+        torch.testing.assert_close(a, c)
+
+
+def test_motion_sde_starts_constant_then_is_stochastic(tiny_cfg):
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg)
+    m = torch.randn(2, 8, 8, 8)
+    times = torch.tensor([[0.5, 1.25, 2.0]]).repeat(2, 1)
+    out = model.tde.future_predict(m, times, entropy=0)
+    assert out.shape == (2, 3, 8, 8, 8)
+    torch.testing.assert_close(out, m[:, None].expand_as(out))  # f = g = 0 at initialisation
+    for p in model.tde.sde.parameters():
+        p.data.normal_(0, 0.05)
+    a = model.tde.future_predict(m, times, entropy=1)
+    b = model.tde.future_predict(m, times, entropy=1)
+    c = model.tde.future_predict(m, times, entropy=2)
+    torch.testing.assert_close(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_per_example_future_times_match_separate_solves(tiny_cfg):
+    tiny_cfg["DiffNet"]["Int"]["sde"] = False  # deterministic drift: comparable across batches
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg)
+    for p in model.tde.sde.parameters():
+        p.data.normal_(0, 0.05)
+    m = torch.randn(2, 8, 8, 8)
+    times = torch.tensor([[0.5, 2.0], [1.25, 3.0]])
+    joint = model.tde.future_predict(m, times)
+    for i in range(2):
+        alone = model.tde.future_predict(m[i : i + 1], times[i : i + 1])
+        torch.testing.assert_close(joint[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_convgru_update_rules():
+    torch.manual_seed(0)
+    std, up = ConvGRUCell(4, "standard"), ConvGRUCell(4, "upstream")
+    up.load_state_dict(std.state_dict())
+    x, h = torch.randn(1, 4, 5, 5), torch.randn(1, 4, 5, 5)
+    u, r = torch.sigmoid(std.gates(torch.cat([x, h], 1))).chunk(2, 1)
+    cand = torch.tanh(std.candidate(torch.cat([x, r * h], 1)))
+    torch.testing.assert_close(std(x, h), (1 - u) * h + u * cand)
+    torch.testing.assert_close(up(x, h), (1 - u) * h + cand)
+
+
+def test_uneven_observation_times_scale_frame_differences(tiny_cfg):
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg)
+    vo = torch.randn(1, 3, 1, 16, 16)
+    even = model.tde.context_encode(vo, torch.tensor([[0.0, 1.0, 2.0]]))
+    # the same clip observed at half the frame rate is a slower motion
+    slow = model.tde.context_encode(vo, torch.tensor([[0.0, 2.0, 4.0]]))
+    halved = model.tde.context_encode(
+        torch.cat(
+            [
+                vo[:, :1],
+                vo[:, :1] + (vo[:, 1:2] - vo[:, :1]) / 2,
+                vo[:, :1] + (vo[:, 2:3] - vo[:, :1]) / 2,
+            ],
+            1,
+        ),
+        torch.tensor([[0.0, 1.0, 2.0]]),
+    )
+    torch.testing.assert_close(slow, halved, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(even, slow)
+    with pytest.raises(ValueError, match="increasing"):
+        model.tde.context_encode(vo, torch.tensor([[0.0, 0.0, 1.0]]))
