@@ -1,0 +1,215 @@
+"""IMFModule: GAN training of the IMF generator, evaluation metrics and sample media."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import imageio.v2 as imageio
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from imf.augment import AdaptiveAugment
+from imf.codec import bytes_per_frame
+from imf.data.dataset import to_uint8
+from imf.data.video_io import write_video
+from imf.model import IMFGenerator, MultiScalePatchDiscriminator
+from motioncore.losses import VGGPerceptualLoss, hinge_d_loss, hinge_g_loss
+from motioncore.metrics import lpips_or_none, psnr, ssim
+
+log = logging.getLogger(__name__)
+
+
+class IMFModule(pl.LightningModule):
+    """Generator + multi-scale patch discriminator with manual optimisation.
+
+    Generator loss (IMF supp. sec. 2): ``lambda_l1 * |x_hat - x|_1 + lambda_perceptual *
+    VGG-pyramid(x_hat, x) + lambda_gan * hinge_G(D(x_hat))``; discriminator loss
+    ``hinge_D(D(x), D(x_hat.detach()))``. Images are in [-1, 1].
+
+    One step is the usual alternating GAN update written as a single backward: the generator's
+    adversarial term sees D through *detached* parameters (so it only moves G) and D's loss sees
+    the detached fake (so it only moves D); with both optimisers stepped after one backward,
+    every parameter gets exactly its alternating-step gradient, each DDP rank reduces all
+    parameters once per step, and no ``find_unused_parameters`` is needed. ``trainer.global_step``
+    counts generator updates (the discriminator optimiser is stepped outside Lightning's step
+    counter, so ``max_steps`` means training iterations).
+
+    Args:
+        generator / discriminator / ada / perceptual: keyword arguments of
+            :class:`IMFGenerator`, :class:`MultiScalePatchDiscriminator`,
+            :class:`AdaptiveAugment` and :class:`motioncore.losses.VGGPerceptualLoss`.
+        lambda_l1 / lambda_perceptual / lambda_gan: loss weights (paper 10 / 10 / 1); a zero
+            weight drops the term (and, for the GAN, the discriminator).
+        gan_start_step: iterations of reconstruction-only warm-up before the GAN terms.
+        lr_g / lr_d / betas: Adam (paper 2e-4, (0.5, 0.999)).
+        grad_clip_g / grad_clip_d: max gradient norm, ``null`` = off (the paper uses none).
+        sample_clips: clips reconstructed into sample media at validation/test end.
+    """
+
+    def __init__(self, generator: dict, discriminator: dict, ada: dict, perceptual: dict,
+                 lambda_l1: float = 10.0, lambda_perceptual: float = 10.0, lambda_gan: float = 1.0,
+                 gan_start_step: int = 0, lr_g: float = 2e-4, lr_d: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999), grad_clip_g: float | None = None,
+                 grad_clip_d: float | None = None, sample_clips: int = 2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.generator = IMFGenerator(**generator)
+        self.discriminator = MultiScalePatchDiscriminator(**discriminator) if lambda_gan > 0 else None
+        self.ada = AdaptiveAugment(**ada)
+        # Held outside the module tree: the frozen VGG must not bloat every checkpoint.
+        self._perceptual = (VGGPerceptualLoss(**perceptual),) if lambda_perceptual > 0 else ()
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        betas = tuple(self.hparams.betas)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
+        if self.discriminator is None:
+            return opt_g
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
+        return [opt_g, opt_d]
+
+    def on_fit_start(self) -> None:
+        if str(self.trainer.precision) in ("16-mixed", "16"):
+            raise ValueError(
+                "IMF steps two optimisers after one backward; fp16 loss scaling is not supported. "
+                "Use trainer.precision=bf16-mixed (or 32-true)."
+            )
+
+    def perceptual_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        (loss_fn,) = self._perceptual
+        if loss_fn.mean.device != pred.device:
+            loss_fn.to(pred.device)
+        return loss_fn(pred.float(), target.float()).mean()
+
+    def discriminate_frozen(self, images: Tensor) -> list[Tensor]:
+        """D's logits with D's parameters detached: gradients reach the images only."""
+        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+        return functional_call(self.discriminator, params, (images,))
+
+    def gan_active(self) -> bool:
+        return self.discriminator is not None and self.global_step >= self.hparams.gan_start_step
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        hp = self.hparams
+        reference, current = batch["reference"], batch["current"]
+        optimizers = self.optimizers()
+        opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
+        pred = self.generator(current, reference)
+        l1 = (pred - current).abs().mean()
+        loss_g = hp.lambda_l1 * l1
+        logs = {"train/l1": l1}
+        if self._perceptual:
+            perceptual = self.perceptual_loss(pred, current)
+            loss_g = loss_g + hp.lambda_perceptual * perceptual
+            logs["train/perceptual"] = perceptual
+        total = loss_g
+        use_gan = self.gan_active()
+        if use_gan:
+            g_adv = hinge_g_loss(self.discriminate_frozen(self.ada(pred)))
+            loss_g = loss_g + hp.lambda_gan * g_adv
+            real_logits = self.discriminator(self.ada(current))
+            loss_d = hinge_d_loss(real_logits, self.discriminator(self.ada(pred.detach())))
+            self.ada.accumulate(real_logits)
+            total = loss_g + loss_d
+            logs.update({"train/g_adv": g_adv, "train/d_loss": loss_d})
+        opt_g.zero_grad(set_to_none=True)
+        if opt_d is not None:
+            opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if hp.grad_clip_g:
+            self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip_g, gradient_clip_algorithm="norm")
+        if use_gan:
+            if hp.grad_clip_d:
+                self.clip_gradients(opt_d, gradient_clip_val=hp.grad_clip_d, gradient_clip_algorithm="norm")
+            opt_d.optimizer.step()  # raw optimiser: not counted in global_step (see class doc)
+            reduce = None
+            if self.trainer.world_size > 1:
+                def reduce(t):
+                    return self.trainer.strategy.reduce(t, reduce_op="sum")
+            r_t = self.ada.step(len(current) * self.trainer.world_size, reduce)
+            if r_t is not None:
+                logs["train/ada_rt"] = torch.tensor(r_t)
+            logs["train/ada_p"] = self.ada.p.clone()
+        opt_g.step()
+        self.log_dict({k: v.detach() for k, v in logs.items()})
+        self.log("train/loss", loss_g.detach(), prog_bar=True)
+        return total.detach()
+
+    # ---------------------------------------------------------------- evaluation
+    def _quality(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Per-image metrics on [0, 1] pixels: PSNR, SSIM, L1, and LPIPS when cached."""
+        p01, t01 = (pred.float().clamp(-1, 1) + 1) / 2, (target.float() + 1) / 2
+        out = {"psnr": psnr(p01, t01, data_range=1.0), "ssim": ssim(p01, t01, data_range=1.0),
+               "l1": (p01 - t01).abs().flatten(1).mean(1)}
+        lpips = lpips_or_none(pred.float(), target.float())
+        if lpips is not None:
+            out["lpips"] = lpips
+        return out
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        reference, current = batch["reference"], batch["current"]
+        pred = self.generator(current, reference)
+        size = len(current)
+        for name, values in self._quality(pred, current).items():
+            self.log(f"{stage}/{name}", values.mean(), batch_size=size, on_epoch=True)
+        if stage == "test":
+            for name, values in self._quality(reference, current).items():
+                self.log(f"baseline/{name}", values.mean(), batch_size=size, on_epoch=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        generator = self.generator
+        frame_bytes = bytes_per_frame(generator.token_dim)
+        raw = 3 * generator.image_size**2
+        self.log("test/bytes_per_frame", float(frame_bytes))
+        self.log("test/compression_ratio", raw / frame_bytes)
+        self.log("test/bits_per_pixel", 8 * frame_bytes / generator.image_size**2)
+        if self.trainer.is_global_zero:
+            self.write_samples(Path(self.trainer.default_root_dir) / "samples", split="test")
+
+    # ---------------------------------------------------------------- media
+    @torch.no_grad()
+    def reconstruct_clip(self, frames: Tensor, reference_index: int = 0, chunk: int = 16) -> Tensor:
+        """Reconstruct every frame of ``[T, 3, S, S]`` from one reference frame and the tokens."""
+        device = self.device
+        cache = self.generator.encode_reference(frames[reference_index : reference_index + 1].to(device))
+        out = []
+        for start in range(0, len(frames), chunk):
+            tokens = self.generator.encode_tokens(frames[start : start + chunk].to(device))
+            out.append(self.generator.decode(cache, tokens).float().cpu())
+        return torch.cat(out)
+
+    def write_samples(self, out_dir: Path, split: str = "val") -> list[Path]:
+        """PNG strips (rows: target, reconstruction, zero-motion baseline) and a side-by-side
+        mp4 (target | reconstruction) for the first ``sample_clips`` clips of ``split``."""
+        datamodule = self.trainer.datamodule
+        dataset = getattr(datamodule, f"{split}_set", None)
+        if dataset is None:
+            return []
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        was_training = self.training
+        self.eval()
+        paths = []
+        for index, frames in enumerate(dataset.clips[: self.hparams.sample_clips]):
+            recon = self.reconstruct_clip(frames)
+            target, pred = to_uint8(frames), to_uint8(recon)
+            picks = np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int)
+            rows = [np.concatenate(list(a[picks]), axis=1) for a in (target, pred, target[[0] * len(picks)])]
+            png = out_dir / f"{split}_clip{index:02d}.png"
+            imageio.imwrite(png, np.concatenate(rows, axis=0))
+            mp4 = write_video(out_dir / f"{split}_clip{index:02d}.mp4",
+                              np.concatenate([target, pred], axis=2))
+            paths += [png, mp4]
+        self.train(was_training)
+        return paths
