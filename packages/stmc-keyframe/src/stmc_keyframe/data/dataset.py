@@ -138,7 +138,7 @@ class MotionDataModule(BaseDataModule):
     def data_root(self) -> Path:
         if self.root is not None:
             return Path(self.root)
-        tag = "procedural_s{seed}_n{n_motions}".format(
+        tag = "procedural_v2_s{seed}_n{n_motions}".format(
             **{"seed": 0, "n_motions": 300, **self.builtin}
         )
         return build_builtin(self.data_dir / "stmc-keyframe" / tag, **self.builtin)

@@ -136,9 +136,8 @@ def _fill(s: dict[str, np.ndarray], sl: slice, tau: np.ndarray, kind: str, p: di
         s["arm_swing"][sl] = 0.6
         s["l_elbow"][sl] = s["r_elbow"][sl] = 1.3
     elif kind == "turn":
-        dur = max(tau[-1], 1e-3) if len(tau) else 1.0
-        w = _bump(tau, 0.0, dur)
-        s["yaw_rate"][sl] = p["angle"] * w / (w.mean() * dur + 1e-9)
+        dur = p["seconds"]
+        s["yaw_rate"][sl] = p["angle"] * _bump(tau, 0.0, dur) / (dur / 2)  # integral = angle
         s["period"][sl] = 0.9
         s["lift"][sl] = 0.06
     elif kind == "jump":
@@ -246,9 +245,17 @@ def synthesize(
     n = sum(lengths) + 2 * pad
     s = _defaults(n)
     start = pad
-    for (kind, params, _), length in zip(segments, lengths, strict=True):
-        sl = slice(start, start + length)
-        _fill(s, sl, np.arange(length) * dt, kind, params)
+    for k, ((kind, params, _), length) in enumerate(zip(segments, lengths, strict=True)):
+        # the first and last actions also run through the margins, so no edge blends to rest
+        lo = 0 if k == 0 else start
+        hi = n if k == len(segments) - 1 else start + length
+        _fill(
+            s,
+            slice(lo, hi),
+            (np.arange(lo, hi) - start) * dt,
+            kind,
+            {**params, "seconds": length * dt},
+        )
         start += length
     for key in SIGNALS:  # blend across segment boundaries (~0.4 s)
         if key != "wave":
