@@ -1,0 +1,92 @@
+"""Anchoring, guidance loss through the decoder, trajectory correction, baseline, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stmc_keyframe.keyframes import (
+    anchor_to_keyframes,
+    correct_trajectory,
+    interpolate_keyframes,
+    keyframe_guidance_loss,
+)
+from stmc_keyframe.representation import smplrifke
+from stmc_keyframe.representation.rotations import rotate_xy
+
+
+def test_anchor_recovers_a_rigid_yaw_and_shift():
+    g = torch.Generator().manual_seed(0)
+    joints = torch.randn(2, 10, 22, 3, generator=g)
+    theta = torch.tensor([0.7, -2.0])
+    moved_xy = (
+        rotate_xy(joints[..., :2], theta[:, None, None])
+        + torch.tensor([[1.0, 2.0], [-3.0, 0.5]])[:, None, None]
+    )
+    target = torch.cat([moved_xy, joints[..., 2:]], -1)
+    kf = torch.zeros(2, 10, dtype=torch.bool)
+    kf[:, [2, 7]] = True
+    torch.testing.assert_close(anchor_to_keyframes(joints, target, kf), target, atol=1e-5, rtol=0)
+    none = torch.zeros_like(kf)
+    torch.testing.assert_close(anchor_to_keyframes(joints, target, none), joints)
+
+
+def test_guidance_loss_is_differentiable_and_descends(tiny_data):
+    feats = tiny_data.train_set[0]["feats"][None]
+    mean, std = tiny_data.stats
+    std = std.clamp(min=1e-4)
+    target = smplrifke.decode(feats, torch.tensor([1.0]), torch.tensor([[2.0, 1.0]])).joints[
+        ..., :22, :
+    ]
+    kf = torch.zeros(1, feats.shape[1], dtype=torch.bool)
+    kf[0, [0, feats.shape[1] - 1]] = True
+    loss_fn = keyframe_guidance_loss(mean, std, target, kf)
+    x = ((feats - mean) / std).clone()
+    x[..., 1:4] += 0.5  # wrong root velocities: the end keyframe is missed
+    x.requires_grad_(True)
+    first = float(loss_fn(x).sum().detach())
+    opt = torch.optim.Adam([x], lr=0.05)
+    for _ in range(60):
+        opt.zero_grad()
+        loss_fn(x).sum().backward()
+        opt.step()
+    assert float(loss_fn(x).sum()) < first / 10
+
+
+def test_interpolation_baseline_and_trajectory_correction():
+    target = torch.zeros(1, 11, 22, 3)
+    target[0, :, :, 0] = torch.arange(11.0)[:, None] ** 2  # curved path
+    kf = torch.zeros(1, 11, dtype=torch.bool)
+    kf[0, [2, 8]] = True
+    base = interpolate_keyframes(target, kf, torch.tensor([11]))
+    torch.testing.assert_close(base[0, kf[0]], target[0, kf[0]])
+    assert float(base[0, 5, 0, 0]) == pytest.approx((4 + 64) / 2)  # linear between frames 2 and 8
+    assert float(base[0, 0, 0, 0]) == 4.0 and float(base[0, 10, 0, 0]) == 64.0  # constant ends
+    fixed = correct_trajectory(torch.zeros_like(target), target, kf, torch.tensor([11]))
+    torch.testing.assert_close(fixed[0, kf[0], 0, :2], target[0, kf[0], 0, :2])
+
+
+def test_generate_through_global_keyframes(make_module, tiny_data):
+    torch.manual_seed(0)
+    module = make_module(tiny_data.stats).eval()
+    feats = tiny_data.test_set[0]["feats"][None]
+    n = feats.shape[1]
+    gt = smplrifke.decode(feats, torch.tensor([math.pi / 3]), torch.tensor([[4.0, -2.0]])).joints
+    jm = torch.zeros(1, n, 22, dtype=torch.bool)
+    jm[0, [0, n // 2, n - 1]] = True
+    out = module.generate(
+        ["a person walks forward"],
+        torch.tensor([n]),
+        gt,
+        jm,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert out["feats"].shape == (1, n, 205) and out["joints"].shape == (1, n, 24, 3)
+    assert out["keyframes"][0].sum() == 3
+    kf = out["keyframes"][0]
+    # the root is placed on the global keyframes although the representation is relative
+    torch.testing.assert_close(out["joints"][0, kf, 0, :2], gt[0, kf, 0, :2], atol=1e-4, rtol=0)
+    # observed pose features (height and pelvis-relative joints) are imputed at the keyframes
+    torch.testing.assert_close(out["joints"][0, kf, :22, 2], gt[0, kf, :22, 2], atol=2e-3, rtol=0)

@@ -1,0 +1,97 @@
+"""STMC timelines: parsing, SINC body-part assignment, collage combination, posterior, sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stmc_keyframe.representation import smplrifke
+from stmc_keyframe.timeline import (
+    Interval,
+    assign_parts,
+    combine,
+    parse_timeline,
+    posterior_step,
+    process_timeline,
+    sample_timeline,
+)
+
+TIMELINE = """
+a person walks forward # 0.0 # 4.0 # legs
+a person waves with the right hand # 1.0 # 3.0 # right hand
+a person raises both arms # 3.5 # 6.0 # left arm, right arm, spine
+"""
+
+
+def test_parse_aliases_and_errors():
+    tl = parse_timeline(TIMELINE)
+    assert [iv.parts for iv in tl] == [
+        ("legs",),
+        ("right arm",),
+        ("left arm", "right arm", "spine"),
+    ]
+    assert parse_timeline("jump # 0 # 2")[0].parts == tuple(smplrifke.BODY_PARTS)
+    with pytest.raises(ValueError, match="line 1"):
+        parse_timeline("walk # zero # 2 # legs")
+    with pytest.raises(ValueError, match="unknown body part"):
+        parse_timeline("walk # 0 # 2 # tail")
+    with pytest.raises(ValueError, match="start < end"):
+        parse_timeline("walk # 3 # 2 # legs")
+
+
+def test_sinc_assignment():
+    n, per_part = assign_parts(parse_timeline(TIMELINE), fps=20)
+    assert n == 120
+    # legs follow the walk while it lasts, then the last interval (its base), never uncovered
+    assert per_part["legs"][0] == (0, 0, 80)
+    # the right arm waves over 1-3 s, is the walk's (base) elsewhere until 3.5 s, then raises
+    assert (1, 20, 60) in per_part["right arm"] and per_part["right arm"][-1][0] == 2
+    for runs in per_part.values():  # every part tiles the whole timeline
+        assert runs[0][1] == 0 and runs[-1][2] == n
+        assert all(a[2] == b[1] for a, b in zip(runs[:-1], runs[1:], strict=True))
+
+
+def test_combine_has_unit_coverage_everywhere():
+    plan = process_timeline(parse_timeline(TIMELINE), fps=20, overlap_s=0.5)
+    assert any(c.transition for c in plan.crops) and all(
+        c.text == "" for c in plan.crops if c.transition
+    )
+    truth = torch.randn(plan.n_frames, 205)
+    width = max(c.end - c.start for c in plan.crops)
+    crops = torch.zeros(len(plan.crops), width, 205)
+    for i, c in enumerate(plan.crops):
+        crops[i, : c.end - c.start] = truth[c.start : c.end]
+    # crops that agree with one sequence stitch back to it: +text crops - transitions = 1
+    torch.testing.assert_close(combine(plan, crops), truth, atol=1e-5, rtol=0)
+
+
+def test_posterior_std_matches_diffusers_ddpm_and_upstream_differs(make_module):
+    from motioncore.diffusion import NoiseSchedule
+
+    sched = NoiseSchedule(num_train_timesteps=100, beta_schedule="cosine", prediction_type="sample")
+    ddpm = sched.make_scheduler("ddpm")
+    ddpm.set_timesteps(100)
+    x0, xt = torch.randn(3, 205), torch.randn(3, 205)
+    t = 40
+    g = torch.Generator().manual_seed(0)
+    ref = ddpm.step(x0, t, xt, generator=g).prev_sample
+    noise = torch.randn(3, 205, generator=torch.Generator().manual_seed(0))
+    abar = sched.alphas_cumprod
+    mine = posterior_step(x0, xt, float(abar[t]), float(abar[t - 1]), noise, "std")
+    torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-4)
+    upstream = posterior_step(x0, xt, float(abar[t]), float(abar[t - 1]), noise, "upstream")
+    assert not torch.allclose(upstream, mine)
+
+
+def test_sample_timeline_shapes_and_modes(make_module, tiny_data):
+    module = make_module(tiny_data.stats).eval()
+    intervals = [Interval("a person walks forward", 0.0, 2.0, ("legs",)),
+                 Interval("a person waves with the right hand", 0.5, 1.5, ("right arm",)),
+                 Interval("a person jumps in place", 2.0, 3.0)]  # fmt: skip
+    a = sample_timeline(module, intervals, num_steps=4, generator=torch.Generator().manual_seed(0))
+    b = sample_timeline(module, intervals, num_steps=4, posterior_noise="upstream",
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert a.shape == b.shape == (60, 205) and torch.isfinite(a).all()
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="posterior_noise"):
+        sample_timeline(module, intervals, posterior_noise="variance")
