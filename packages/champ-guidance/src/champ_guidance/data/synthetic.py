@@ -1,0 +1,100 @@
+"""Built-in data: synthetic dance videos written in the real on-disk layout.
+
+Per video: a beat track (WAV, :mod:`.audio`), a figure whose key poses land on the beats
+(:mod:`.figure`), its rendered mp4, per-frame whole-body keypoints as JSON, librosa music
+features computed from the WAV, and a reference image (the same dancer in its rest pose).
+Everything is a pure function of ``seed``; a finished folder is marked and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from champ_guidance.data import audio as audio_lib
+from champ_guidance.data import figure
+from champ_guidance.data.layout import (
+    AUDIO_DIR,
+    MUSIC_DIR,
+    POSE_DIR,
+    REF_DIR,
+    VIDEO_DIR,
+    frame_file,
+    write_image,
+    write_pose,
+    write_video,
+)
+from champ_guidance.data.music_features import music_features, write_feature_frames
+
+log = logging.getLogger(__name__)
+DONE = ".complete.json"
+
+
+def generate_video(
+    root: Path, name: str, seed: int, num_frames: int, fps: float, size: int, feature_set: str
+) -> None:
+    """Write every file of one synthetic video under ``root``."""
+    rng = np.random.default_rng(seed)
+    bpm = float(rng.uniform(100, 140))
+    duration = num_frames / fps
+    track, beats = audio_lib.synth_track(
+        bpm, duration, offset=float(rng.uniform(0.1, 0.4)), rng=rng
+    )
+    wav = root / AUDIO_DIR / f"{name}.wav"
+    audio_lib.write_wav(wav, track)
+    style = figure.FigureStyle.random(rng)
+    poses = figure.dance(beats, fps, num_frames, rng)
+    frames = []
+    for i, pose in enumerate(poses):
+        kp = figure.pose_to_keypoints(pose, size, style.scale)
+        frames.append(figure.render_frame(kp, size, style))
+        conf = np.ones((len(kp), 1))
+        write_pose(
+            frame_file(root / POSE_DIR / name, i, ".json"),
+            np.hstack([kp, conf]),
+            figure.POSE_TYPE,
+            i,
+        )
+    write_video(root / VIDEO_DIR / f"{name}.mp4", np.stack(frames), fps)
+    rest = figure.pose_to_keypoints(figure.REST_POSE, size, style.scale)
+    write_image(root / REF_DIR / f"{name}.png", figure.render_frame(rest, size, style))
+    feats = music_features(wav, fps, num_frames, feature_set)
+    write_feature_frames(feats, root / MUSIC_DIR / name)
+
+
+def generate_split(
+    root: Path,
+    num_videos: int,
+    seed: int,
+    num_frames: int,
+    fps: float,
+    size: int,
+    feature_set: str = "edge35",
+) -> Path:
+    """Generate ``num_videos`` videos into ``root`` unless a complete copy with the same
+    settings is already there (then nothing is written)."""
+    root = Path(root)
+    settings = dict(
+        num_videos=num_videos,
+        seed=seed,
+        num_frames=num_frames,
+        fps=fps,
+        size=size,
+        feature_set=feature_set,
+    )
+    marker = root / DONE
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    log.info("generating %d synthetic dance videos in %s", num_videos, root)
+    for v in range(num_videos):
+        generate_video(
+            root, f"dance_{v:03d}", seed * 100_003 + v, num_frames, fps, size, feature_set
+        )
+    marker.write_text(json.dumps(settings))
+    return root

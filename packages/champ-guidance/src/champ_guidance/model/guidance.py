@@ -1,0 +1,123 @@
+"""Guidance encoders: one per guidance type, looked up in a registry.
+
+A custom guidance type is a class registered under its name (``@register_guidance_encoder``);
+its input channels come from ``guidance_input_channels`` in the config, its data from
+``<root>/<type>/<name>/frame_XXX.npy``. Every encoder maps per-frame guidance to either a
+spatial map ``[N, out, h, w]`` on the denoiser's input grid (``target="spatial"``, added after
+``conv_in``) or a vector ``[N, out]`` (``target="embedding"``, added to the time embedding),
+and must start as a zero map (zero-initialised output) so the UNet starts unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+TARGETS = ("spatial", "embedding")
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register_guidance_encoder(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make ``name`` a guidance type served by this encoder class.
+
+    The class is built as ``cls(in_channels=, out_channels=, target=, downsample=,
+    guidance_size=, **encoder_kwargs)``.
+    """
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def registered_guidance_types() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_guidance_encoder(name: str, **kwargs) -> nn.Module:
+    if name not in _REGISTRY:
+        raise KeyError(
+            f"guidance type {name!r} has no encoder; registered types: {registered_guidance_types()}. "
+            "Register one with @champ_guidance.model.guidance.register_guidance_encoder("
+            f"{name!r}) in a module listed in model.guidance_plugins"
+        )
+    return _REGISTRY[name](**kwargs)
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+@register_guidance_encoder("pose")
+@register_guidance_encoder("music")
+class GuidanceEncoder(nn.Module):
+    """CHAMP's guidance encoder (Zhu et al. 2024, Sec. 3.2): a conv stack down to the latent
+    grid, one self-attention at the lowest resolution, and a zero-initialised output layer.
+
+    Per-frame vectors ``[N, C]`` (music features) are broadcast over the guidance grid first.
+    ``downsample`` (a power of two, the VAE factor; 1 in pixel space) sets how many of the
+    width changes use stride 2. Only layers that run are built, so every parameter gets a
+    gradient (no ``find_unused_parameters`` under DDP).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        target: str,
+        downsample: int,
+        guidance_size: int,
+        block_out_channels: tuple[int, ...] = (16, 32, 96, 256),
+        attention_heads: int = 8,
+        pooled_size: int = 4,
+    ):
+        super().__init__()
+        if target not in TARGETS:
+            raise ValueError(f"target={target!r} must be one of {TARGETS}")
+        n_down = int(math.log2(downsample))
+        if 2**n_down != downsample or n_down > len(block_out_channels) - 1:
+            raise ValueError(
+                f"downsample={downsample} must be a power of two <= 2^{len(block_out_channels) - 1} "
+                f"for block_out_channels={tuple(block_out_channels)}"
+            )
+        self.target, self.guidance_size = target, guidance_size
+        widths = list(block_out_channels)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.SiLU()]
+        for i in range(len(widths) - 1):
+            layers += [nn.Conv2d(widths[i], widths[i], 3, padding=1), nn.SiLU()]
+            stride = 2 if i < n_down else 1
+            layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, stride=stride), nn.SiLU()]
+        self.convs = nn.Sequential(*layers)
+        width = widths[-1]
+        self.attention = None
+        if attention_heads:
+            self.attention = Attention(
+                query_dim=width,
+                heads=attention_heads,
+                dim_head=width // attention_heads,
+                norm_num_groups=math.gcd(32, width),
+                residual_connection=True,
+            )
+        if target == "spatial":
+            self.out = zero_module(nn.Conv2d(width, out_channels, 3, padding=1))
+        else:
+            self.out = nn.Sequential(
+                nn.AdaptiveAvgPool2d(pooled_size),
+                nn.Flatten(),
+                zero_module(nn.Linear(width * pooled_size**2, out_channels)),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # per-frame vector -> constant map on the guidance grid
+            x = x[:, :, None, None].expand(-1, -1, self.guidance_size, self.guidance_size)
+        h = self.convs(x)
+        if self.attention is not None:
+            h = self.attention(h)
+        return self.out(h)

@@ -1,0 +1,248 @@
+"""LightningModule: CHAMP training (stage 1 / stage 2), sampling, metrics and sample media."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from champ_guidance.beats import beat_alignment_score, kinematic_beats, motion_speed
+from champ_guidance.media import save_clip_media
+from champ_guidance.model.champ import ChampModel
+from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.metrics import psnr, ssim
+
+log = logging.getLogger(__name__)
+
+
+def _plain(x):
+    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+
+
+class ChampModule(pl.LightningModule):
+    """Objective (both stages, as upstream): v-prediction on a zero-terminal-SNR schedule,
+    Min-SNR-gamma weighted MSE, offset noise, and reference dropout (``uncond_ratio``) that
+    trains the unconditional branch of classifier-free guidance.
+
+    Stage 1 trains the guidance encoders and both UNets on independent frames; stage 2 adds
+    temporal modules, trains only them, and shares one timestep across a clip's frames.
+    """
+
+    def __init__(
+        self,
+        net: dict,
+        schedule: dict,
+        stage: int = 1,
+        stage1_ckpt: str | None = None,
+        learning_rate: float = 1e-5,
+        weight_decay: float = 1e-2,
+        lr_warmup_steps: int = 0,
+        uncond_ratio: float = 0.1,
+        guidance_scale: float = 3.5,
+        num_inference_steps: int = 20,
+        sampler: str = "ddim",
+        context_window: int = 24,
+        context_overlap: int = 4,
+        extra_loss: dict | None = None,
+        beat_sigma_seconds: float = 0.1,
+        eval_seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if stage not in (1, 2):
+            raise ValueError(f"stage={stage} must be 1 (frames) or 2 (temporal modules)")
+        net = _plain(net)
+        if stage == 2 and not net["temporal"].get("enabled", False):
+            raise ValueError(
+                "stage=2 trains the temporal modules: set model.net.temporal.enabled=true"
+            )
+        self.net = ChampModel(**net)
+        self.schedule = NoiseSchedule(**_plain(schedule))
+        self.extra_loss = hydra.utils.instantiate(_plain(extra_loss)) if extra_loss else None
+        if stage == 2:
+            self._load_stage1(stage1_ckpt)
+            self.net.requires_grad_(False)
+            for p in self.net.temporal_parameters():
+                p.requires_grad_(True)
+
+    def _load_stage1(self, path: str | None) -> None:
+        if path is None:
+            log.warning("stage 2 without model.stage1_ckpt: the spatial weights are not trained")
+            return
+        if not Path(path).is_file():
+            raise FileNotFoundError(
+                f"model.stage1_ckpt={path} does not exist (a stage-1 last.ckpt)"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        result = self.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if ".temporal." not in k]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(
+                f"{path} does not fit this model: missing {missing[:5]}, unexpected "
+                f"{result.unexpected_keys[:5]} (only temporal-module weights may be new in stage 2)"
+            )
+
+    # ---- training ----------------------------------------------------------------------------
+    def _loss(self, batch: dict, keep: torch.Tensor, generator: torch.Generator | None = None):
+        frames = batch["frames"]
+        b, f = frames.shape[:2]
+        x0 = self.net.codec.encode(frames.flatten(0, 1), sample=True)
+        cond = self.net.encode_conditions(batch["reference"], batch["guidance"], keep)
+        if self.hparams.stage == 2:
+            t = self.schedule.sample_timesteps(b, x0.device, generator).repeat_interleave(f)
+        else:
+            t = self.schedule.sample_timesteps(b * f, x0.device, generator)
+        noise = self.schedule.sample_noise(x0, generator)
+        x_t = self.schedule.add_noise(x0, noise, t)
+        pred = self.net.denoise(x_t, t, cond)
+        per_frame = (
+            (pred.float() - self.schedule.training_target(x0, noise, t).float())
+            .pow(2)
+            .flatten(1)
+            .mean(1)
+        )
+        loss = (self.schedule.loss_weights(t) * per_frame).mean()
+        extra = None
+        if self.extra_loss is not None:
+            x0_pred = self.schedule.predict_x0(pred.float(), x_t, t)
+            extra = self.extra_loss(
+                x0_pred.view(b, f, *x0.shape[1:]), x0.view(b, f, *x0.shape[1:]), batch
+            )
+        return loss, extra
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        b = batch["frames"].shape[0]
+        keep = (torch.rand(b, device=self.device) >= self.hparams.uncond_ratio).float()
+        loss, extra = self._loss(batch, keep)
+        self.log("train/diffusion_loss", loss, prog_bar=True, batch_size=b)
+        if extra is not None:
+            self.log("train/extra_loss", extra, batch_size=b)
+            loss = loss + extra
+        self.log("train/loss", loss, batch_size=b)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.net.context.clear()  # drop the reference bank after backward
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        g = torch.Generator().manual_seed(batch_idx)
+        keep = torch.ones(batch["frames"].shape[0], device=self.device)
+        loss, _ = self._loss(batch, keep, g)
+        self.log("val/loss", loss, batch_size=batch["frames"].shape[0])
+        self.net.context.clear()
+
+    # ---- sampling ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        reference: torch.Tensor,
+        guidance: dict,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int = 0,
+        window: int | None = None,
+        overlap: int | None = None,
+    ) -> torch.Tensor:
+        """Frames ``[B, F, 3, H, W]`` in [-1, 1] for a reference ``[B, 3, H, W]`` and guidance
+        ``{type: [B, F, ...]}``: DDIM with CFG, conditions encoded once."""
+        b = reference.shape[0]
+        f = next(iter(guidance.values())).shape[1]
+        cond = self.net.encode_conditions(
+            reference, guidance, torch.ones(b, device=reference.device)
+        )
+        window = window or self.hparams.context_window
+        overlap = self.hparams.context_overlap if overlap is None else overlap
+
+        def model(x, t, c):
+            return self.net.denoise_windows(x, t, c, window, overlap)
+
+        x = sample(
+            model,
+            self.schedule,
+            (b * f, *self.net.latent_shape),
+            cond=cond,
+            uncond=self.net.unconditional(cond),
+            guidance_scale=self.hparams.guidance_scale
+            if guidance_scale is None
+            else guidance_scale,
+            num_steps=num_steps or self.hparams.num_inference_steps,
+            sampler=self.hparams.sampler,
+            generator=torch.Generator().manual_seed(seed),
+            device=reference.device,
+        )
+        frames = self.net.codec.decode(x).clamp(-1, 1)
+        return frames.view(b, f, *frames.shape[1:])
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        target = batch["frames"]
+        b, f = target.shape[:2]
+        pred = self.generate(
+            batch["reference"], batch["guidance"], seed=self.hparams.eval_seed + batch_idx
+        )
+        baseline = batch["reference"][:, None].expand_as(target)
+        for prefix, frames in (("test", pred), ("baseline", baseline)):
+            a, t = (frames.flatten(0, 1) + 1) / 2, (target.flatten(0, 1) + 1) / 2
+            self.log(f"{prefix}/psnr", psnr(a, t, data_range=1.0).mean(), batch_size=b)
+            self.log(f"{prefix}/ssim", ssim(a, t, data_range=1.0).mean(), batch_size=b)
+            self.log(f"{prefix}/l1", (a - t).abs().mean(), batch_size=b)
+            if "music_beats" in batch:
+                self.log(
+                    f"{prefix}/beat_alignment", self._beat_alignment(frames, batch), batch_size=b
+                )
+        if "music_beats" in batch:
+            self.log(
+                "test/beat_alignment_ground_truth",
+                self._beat_alignment(target, batch),
+                batch_size=b,
+            )
+        if batch_idx == 0:
+            out = Path(self.trainer.default_root_dir) / "samples"
+            save_clip_media(
+                out / "test_000",
+                batch["reference"][0],
+                pred[0],
+                target[0],
+                fps=float(batch["fps"][0]),
+            )
+
+    def _beat_alignment(self, frames: torch.Tensor, batch: dict) -> float:
+        scores = []
+        for clip, beats, fps in zip(frames, batch["music_beats"], batch["fps"], strict=True):
+            music = np.flatnonzero(beats.cpu().numpy() > 0.5)
+            sigma = self.hparams.beat_sigma_seconds * float(fps)
+            scores.append(beat_alignment_score(kinematic_beats(motion_speed(clip)), music, sigma))
+        return float(np.mean(scores))
+
+    def write_samples(self, out_dir: Path) -> list[Path]:
+        """Sample the first validation clip (SampleMedia callback)."""
+        dm = self.trainer.datamodule
+        item = dm.val_set[0]
+        to = lambda x: x[None].to(self.device)  # noqa: E731
+        pred = self.generate(
+            to(item["reference"]),
+            {k: to(v) for k, v in item["guidance"].items()},
+            seed=self.hparams.eval_seed,
+        )
+        return save_clip_media(
+            out_dir / "val_000", item["reference"], pred[0], item["frames"], fps=item["fps"]
+        )
+
+    # ---- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(
+            params,
+            lr=self.hparams.learning_rate,
+            weight_decay=self.hparams.weight_decay,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+        )
+        warmup = max(1, self.hparams.lr_warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,120 @@
+"""Shared helpers for the champ-guidance tests: tiny layouts on disk and tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from champ_guidance.data.layout import frame_file, write_image, write_pose, write_video
+
+TINY_UNET = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    cross_attention_dim=16,
+    attention_head_dim=2,
+    norm_num_groups=8,
+)
+TINY_CLIP = dict(
+    image_size=16, patch_size=8, width=16, layers=1, heads=2, mlp_ratio=2.0, output_dim=16
+)
+
+
+def write_layout(
+    root: Path,
+    names=("a", "b"),
+    frames: int = 6,
+    size: int = 16,
+    keypoints: int = 5,
+    music_dim: int = 3,
+    seed: int = 0,
+    custom: dict | None = None,
+) -> Path:
+    """A tiny dataset in the guide's layout with random content (no librosa)."""
+    rng = np.random.default_rng(seed)
+    for name in names:
+        video = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
+        write_video(root / "videos" / f"{name}.mp4", video, fps=10)
+        write_image(root / "reference_images" / f"{name}.png", video[0])
+        for i in range(frames):
+            kp = np.concatenate([rng.uniform(0, size, (keypoints, 2)), np.ones((keypoints, 1))], 1)
+            write_pose(frame_file(root / "poses" / name, i, ".json"), kp, "test", i)
+            (root / "music_features" / name).mkdir(parents=True, exist_ok=True)
+            np.save(
+                frame_file(root / "music_features" / name, i, ".npy"),
+                rng.standard_normal(music_dim).astype(np.float32),
+            )
+            for folder, shape in (custom or {}).items():
+                (root / folder / name).mkdir(parents=True, exist_ok=True)
+                np.save(
+                    frame_file(root / folder / name, i, ".npy"),
+                    rng.standard_normal(shape).astype(np.float32),
+                )
+    return root
+
+
+def net_kwargs(**overrides) -> dict:
+    kw = dict(
+        pretrained_model_name_or_path="tiny",
+        tiny_unet=dict(TINY_UNET),
+        resolution=16,
+        guidance_resolution=16,
+        guidance_types=["music", "pose"],
+        guidance_input_channels=[3, 6],
+        guidance_embedding_channels=16,
+        guidance_encoder=dict(block_out_channels=(8, 16), attention_heads=0),
+        image_encoder=dict(model_name="tiny", tiny=dict(TINY_CLIP)),
+        temporal=dict(enabled=False, heads=2, max_frames=16),
+    )
+    kw.update(overrides)
+    return kw
+
+
+def random_batch(
+    b: int = 2, f: int = 3, size: int = 16, channels=(("music", 3), ("pose", 6)), seed: int = 0
+):
+    g = torch.Generator().manual_seed(seed)
+    guidance = {}
+    for name, c in channels:
+        guidance[name] = (
+            torch.rand(b, f, c, generator=g)
+            if name == "music"
+            else torch.rand(b, f, c, size, size, generator=g)
+        )
+    return {
+        "frames": torch.rand(b, f, 3, size, size, generator=g) * 2 - 1,
+        "reference": torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+        "guidance": guidance,
+    }
+
+
+@pytest.fixture
+def tiny_layout(tmp_path) -> Path:
+    return write_layout(tmp_path / "data")
+
+
+@pytest.fixture
+def read_json():
+    return lambda p: json.loads(Path(p).read_text())
+
+
+@pytest.fixture
+def make_layout():
+    return write_layout
+
+
+@pytest.fixture
+def make_net_kwargs():
+    return net_kwargs
+
+
+@pytest.fixture
+def make_batch():
+    return random_batch
