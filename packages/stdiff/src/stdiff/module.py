@@ -40,11 +40,18 @@ class STDiffModule(pl.LightningModule):
 
     def __init__(self, STDiff: dict, noise: dict, optim: dict, eval: dict):  # noqa: N803, A002
         super().__init__()
-        self.save_hyperparameters()
-        self.model = STDiffModel(_plain(STDiff))
-        self.schedule = NoiseSchedule(**_plain(noise))
-        self.optim_cfg = dict(_plain(optim))
-        self.eval_cfg = dict(_plain(eval))
+        # plain containers: checkpoints must load with torch.load(weights_only=True)
+        hparams = {
+            "STDiff": _plain(STDiff),
+            "noise": _plain(noise),
+            "optim": _plain(optim),
+            "eval": _plain(eval),
+        }
+        self.save_hyperparameters(hparams)
+        self.model = STDiffModel(hparams["STDiff"])
+        self.schedule = NoiseSchedule(**hparams["noise"])
+        self.optim_cfg = dict(hparams["optim"])
+        self.eval_cfg = dict(hparams["eval"])
         self._media_batch: dict[str, Tensor] | None = None
 
     # ---- training ------------------------------------------------------------------------
