@@ -92,7 +92,7 @@ class ChampModel(nn.Module):
                     target=self.injector.target,
                     downsample=guidance_resolution // latent_size,
                     guidance_size=guidance_resolution,
-                    **guidance_encoder,
+                    encoder_kwargs=guidance_encoder,
                 )
                 for gtype, channels in zip(guidance_types, guidance_input_channels, strict=True)
             }

@@ -39,14 +39,19 @@ def registered_guidance_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_guidance_encoder(name: str, **kwargs) -> nn.Module:
+def build_guidance_encoder(name: str, encoder_kwargs: dict | None = None, **kwargs) -> nn.Module:
+    """Build the encoder of ``name``; ``encoder_kwargs`` (``model.net.guidance_encoder``) go to
+    the built-in :class:`GuidanceEncoder` only, custom classes get the standard arguments."""
     if name not in _REGISTRY:
         raise KeyError(
             f"guidance type {name!r} has no encoder; registered types: {registered_guidance_types()}. "
             "Register one with @champ_guidance.model.guidance.register_guidance_encoder("
             f"{name!r}) in a module listed in model.guidance_plugins"
         )
-    return _REGISTRY[name](**kwargs)
+    cls = _REGISTRY[name]
+    if issubclass(cls, GuidanceEncoder):
+        kwargs.update(encoder_kwargs or {})
+    return cls(**kwargs)
 
 
 def zero_module(module: nn.Module) -> nn.Module:
