@@ -75,3 +75,26 @@ def test_unknown_key_is_rejected(monkeypatch, repo_root):
     monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
     with pytest.raises(ConfigCompositionException, match="not_a_knob"):
         _compose("train", ["experiment=quickstart", "model.STDiff.DiffNet.not_a_knob=1"])
+
+
+def test_sample_reads_input_folders_and_times(monkeypatch, repo_root, tmp_path):
+    import numpy as np
+
+    from stdiff.data.formats import write_range_sequence
+    from stdiff.sample import future_times, observed_clips
+
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
+    for i in range(2):
+        write_range_sequence(tmp_path / f"seq{i}", np.full((4, 8, 32), 10.0 * (i + 1), np.float32))
+    common = ["experiment=kitti_range", "paths.output_dir=/tmp/x", "data.image_size=[8,32]"]
+    cfg = _compose("sample", [*common, f"input={tmp_path}"])
+    vo = observed_clips(cfg)
+    assert vo.shape == (2, 3, 1, 8, 32)
+    assert vo[1, 0, 0, 0, 0] == pytest.approx(20 / 85 * 2 - 1)
+    one = observed_clips(_compose("sample", [*common, f"input={tmp_path / 'seq0'}"]))
+    assert one.shape == (1, 3, 1, 8, 32)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        observed_clips(_compose("sample", [*common, f"input={tmp_path / 'nope'}"]))
+    assert future_times(3, 4, 2).tolist() == [2.5, 3.0, 3.5, 4.0]
+    with pytest.raises(ValueError, match="fps"):
+        future_times(3, 4, 0)

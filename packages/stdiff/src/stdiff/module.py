@@ -150,8 +150,17 @@ class STDiffModule(pl.LightningModule):
         return preds.unflatten(0, (vo.shape[0], n))
 
     def _denoise_frame(self, m_feat, prev, sampler, num_steps, generator) -> Tensor:
+        clip = self.eval_cfg.get("clip_x0", True)
+
         def eps(x, t, cond):
-            return self.model.denoise(x, t, cond["m"], cond["prev"]).float()
+            out = self.model.denoise(x, t, cond["m"], cond["prev"]).float()
+            if not clip:
+                return out
+            # clip the implied x0 to the data range, as upstream's DDPMScheduler(clip_sample=True)
+            # does, for every sampler: eps errors at high noise otherwise blow x0 up by
+            # 1 / sqrt(abar_t) (~160x at t = 999 of the linear schedule)
+            x0 = self.schedule.predict_x0(out, x, t).clamp(-1, 1)
+            return self.schedule.output_from_x0(x0, x, t)
 
         shape = (prev.shape[0], self.model.channels, *prev.shape[-2:])
         with self.model.unet.reuse_motion():

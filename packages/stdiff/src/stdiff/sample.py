@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from motioncore.train import hydra_entry, load_module
-from stdiff.data.formats import list_sequences, load_sequence
+from stdiff.data.formats import frame_files, list_sequences, load_sequence
 from stdiff.media import write_prediction_media
 
 log = logging.getLogger(__name__)
@@ -23,15 +23,14 @@ log = logging.getLogger(__name__)
 
 def observed_clips(cfg: DictConfig) -> torch.Tensor:
     """[B, To, C, H, W] observed frames: the first To frames of each input sequence."""
-    data = hydra.utils.instantiate(cfg.data, generator=None if cfg.input else cfg.data.generator)
+    data = hydra.utils.instantiate(cfg.data, **({"generator": None} if cfg.input else {}))
     to = data.To
     if cfg.input:
         path = Path(cfg.input)
-        seqs = (
-            [path]
-            if path.is_file() or not any(p.is_dir() for p in path.iterdir())
-            else list_sequences(path, data.format)
-        )
+        if not path.exists():
+            raise FileNotFoundError(f"input={path} does not exist")
+        single = path.is_file() or (data.format != "video" and frame_files(path, data.format))
+        seqs = [path] if single else list_sequences(path, data.format)
         clips = [
             load_sequence(
                 s, data.format, data.image_size, data.channels, data.max_range, data.png_scale
