@@ -24,26 +24,44 @@ class AdaptiveAugment(nn.Module):
     ``p``, and the running sign statistics, are buffers: they are checkpointed and resume.
     """
 
-    def __init__(self, enabled: bool = True, target: float = 0.6, speed_kimg: float = 500.0,
-                 interval: int = 4, p_init: float = 0.0, p_max: float = 1.0,
-                 translate: float = 0.125, degrees: float = 10.0, scale: float = 0.1,
-                 color: float = 0.2, cutout: float = 0.25):
+    def __init__(
+        self,
+        enabled: bool = True,
+        target: float = 0.6,
+        speed_kimg: float = 500.0,
+        interval: int = 4,
+        p_init: float = 0.0,
+        p_max: float = 1.0,
+        translate: float = 0.125,
+        degrees: float = 10.0,
+        scale: float = 0.1,
+        color: float = 0.2,
+        cutout: float = 0.25,
+    ):
         super().__init__()
         if interval < 1 or speed_kimg <= 0 or not 0 <= p_init <= p_max <= 1:
-            raise ValueError("ada needs interval >= 1, speed_kimg > 0 and 0 <= p_init <= p_max <= 1")
+            raise ValueError(
+                "ada needs interval >= 1, speed_kimg > 0 and 0 <= p_init <= p_max <= 1"
+            )
         self.enabled, self.target, self.speed_kimg = enabled, target, speed_kimg
         self.interval, self.p_max = interval, p_max
         self.register_buffer("p", torch.tensor(float(p_init)))
         self.register_buffer("sign_sum", torch.tensor(0.0))
         self.register_buffer("sign_count", torch.tensor(0.0))
         self.register_buffer("steps", torch.tensor(0))
-        self.transforms = nn.ModuleList([
-            K.RandomHorizontalFlip(),
-            K.RandomAffine(degrees=degrees, translate=(translate, translate), scale=(1 - scale, 1 + scale),
-                           padding_mode="reflection"),
-            K.ColorJiggle(brightness=color, contrast=color, saturation=color),
-            K.RandomErasing(scale=(cutout**2, cutout**2), ratio=(1.0, 1.0), value=0.5),
-        ])
+        self.transforms = nn.ModuleList(
+            [
+                K.RandomHorizontalFlip(),
+                K.RandomAffine(
+                    degrees=degrees,
+                    translate=(translate, translate),
+                    scale=(1 - scale, 1 + scale),
+                    padding_mode="reflection",
+                ),
+                K.ColorJiggle(brightness=color, contrast=color, saturation=color),
+                K.RandomErasing(scale=(cutout**2, cutout**2), ratio=(1.0, 1.0), value=0.5),
+            ]
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         """Augment ``[B, 3, H, W]`` images in [-1, 1]; differentiable w.r.t. the images."""

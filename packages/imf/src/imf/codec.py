@@ -20,15 +20,24 @@ REQUIRED_KEYS = ("reference", "tokens", "fps", "image_size")
 
 
 @torch.no_grad()
-def encode_frames(generator: IMFGenerator, frames: np.ndarray, fps: float, reference_index: int = 0,
-                  chunk: int = 32) -> dict[str, np.ndarray]:
+def encode_frames(
+    generator: IMFGenerator,
+    frames: np.ndarray,
+    fps: float,
+    reference_index: int = 0,
+    chunk: int = 32,
+) -> dict[str, np.ndarray]:
     """uint8 ``[T, H, W, 3]`` -> token-file arrays (``t_c = E_T(x_c)`` for every frame)."""
     device = next(generator.parameters()).device
     x = to_model_frames(frames, generator.image_size)
     if not 0 <= reference_index < len(x):
         raise ValueError(f"reference_index {reference_index} outside the clip's {len(x)} frames")
-    tokens = torch.cat([generator.encode_tokens(x[i : i + chunk].to(device)).float().cpu()
-                        for i in range(0, len(x), chunk)])
+    tokens = torch.cat(
+        [
+            generator.encode_tokens(x[i : i + chunk].to(device)).float().cpu()
+            for i in range(0, len(x), chunk)
+        ]
+    )
     return {
         "reference": to_uint8(x[reference_index : reference_index + 1])[0],
         "tokens": tokens.numpy().astype(TOKEN_DTYPE),
@@ -38,15 +47,19 @@ def encode_frames(generator: IMFGenerator, frames: np.ndarray, fps: float, refer
 
 
 @torch.no_grad()
-def decode_tokens(generator: IMFGenerator, data: dict[str, np.ndarray], chunk: int = 32) -> np.ndarray:
+def decode_tokens(
+    generator: IMFGenerator, data: dict[str, np.ndarray], chunk: int = 32
+) -> np.ndarray:
     """Token-file arrays -> uint8 ``[T, S, S, 3]``; ``f_r``, ``m_r`` are computed once."""
     check_token_file(data, generator)
     device = next(generator.parameters()).device
     reference = to_model_frames(data["reference"][None], generator.image_size).to(device)
     cache = generator.encode_reference(reference)
     tokens = torch.from_numpy(data["tokens"].astype(np.float32))
-    frames = [to_uint8(generator.decode(cache, tokens[i : i + chunk].to(device)))
-              for i in range(0, len(tokens), chunk)]
+    frames = [
+        to_uint8(generator.decode(cache, tokens[i : i + chunk].to(device)))
+        for i in range(0, len(tokens), chunk)
+    ]
     return np.concatenate(frames)
 
 

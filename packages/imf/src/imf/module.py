@@ -23,6 +23,16 @@ from motioncore.metrics import lpips_or_none, psnr, ssim
 log = logging.getLogger(__name__)
 
 
+def check_precision(precision: str) -> None:
+    """fp16 AMP needs one GradScaler step per backward; IMF steps two optimisers per backward."""
+    if precision in ("16-mixed", "16", "16-true"):
+        raise ValueError(
+            f"trainer.precision={precision} is not supported: IMF steps two optimisers after one "
+            "backward, which fp16 loss scaling does not allow. Use trainer.precision=bf16-mixed "
+            "(or 32-true)."
+        )
+
+
 class IMFModule(pl.LightningModule):
     """Generator + multi-scale patch discriminator with manual optimisation.
 
@@ -50,16 +60,30 @@ class IMFModule(pl.LightningModule):
         sample_clips: clips reconstructed into sample media at validation/test end.
     """
 
-    def __init__(self, generator: dict, discriminator: dict, ada: dict, perceptual: dict,
-                 lambda_l1: float = 10.0, lambda_perceptual: float = 10.0, lambda_gan: float = 1.0,
-                 gan_start_step: int = 0, lr_g: float = 2e-4, lr_d: float = 2e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), grad_clip_g: float | None = None,
-                 grad_clip_d: float | None = None, sample_clips: int = 2):
+    def __init__(
+        self,
+        generator: dict,
+        discriminator: dict,
+        ada: dict,
+        perceptual: dict,
+        lambda_l1: float = 10.0,
+        lambda_perceptual: float = 10.0,
+        lambda_gan: float = 1.0,
+        gan_start_step: int = 0,
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+        sample_clips: int = 2,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = IMFGenerator(**generator)
-        self.discriminator = MultiScalePatchDiscriminator(**discriminator) if lambda_gan > 0 else None
+        self.discriminator = (
+            MultiScalePatchDiscriminator(**discriminator) if lambda_gan > 0 else None
+        )
         self.ada = AdaptiveAugment(**ada)
         # Held outside the module tree: the frozen VGG must not bloat every checkpoint.
         self._perceptual = (VGGPerceptualLoss(**perceptual),) if lambda_perceptual > 0 else ()
@@ -74,11 +98,7 @@ class IMFModule(pl.LightningModule):
         return [opt_g, opt_d]
 
     def on_fit_start(self) -> None:
-        if str(self.trainer.precision) in ("16-mixed", "16"):
-            raise ValueError(
-                "IMF steps two optimisers after one backward; fp16 loss scaling is not supported. "
-                "Use trainer.precision=bf16-mixed (or 32-true)."
-            )
+        check_precision(str(self.trainer.precision))
 
     def perceptual_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         (loss_fn,) = self._perceptual
@@ -94,58 +114,84 @@ class IMFModule(pl.LightningModule):
     def gan_active(self) -> bool:
         return self.discriminator is not None and self.global_step >= self.hparams.gan_start_step
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def step_losses(self, batch: dict[str, Tensor], use_gan: bool) -> dict[str, Tensor]:
+        """Forward of one training iteration: ``total`` (the one tensor to backpropagate),
+        ``generator`` and, with the GAN, ``discriminator`` and ``real_logits``, plus
+        ``train/...`` entries for the logger. Shared by the training step and the benchmark."""
         hp = self.hparams
         reference, current = batch["reference"], batch["current"]
-        optimizers = self.optimizers()
-        opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
         pred = self.generator(current, reference)
         l1 = (pred - current).abs().mean()
         loss_g = hp.lambda_l1 * l1
-        logs = {"train/l1": l1}
+        out = {"train/l1": l1}
         if self._perceptual:
             perceptual = self.perceptual_loss(pred, current)
             loss_g = loss_g + hp.lambda_perceptual * perceptual
-            logs["train/perceptual"] = perceptual
+            out["train/perceptual"] = perceptual
         total = loss_g
-        use_gan = self.gan_active()
         if use_gan:
             g_adv = hinge_g_loss(self.discriminate_frozen(self.ada(pred)))
             loss_g = loss_g + hp.lambda_gan * g_adv
             real_logits = self.discriminator(self.ada(current))
             loss_d = hinge_d_loss(real_logits, self.discriminator(self.ada(pred.detach())))
-            self.ada.accumulate(real_logits)
             total = loss_g + loss_d
-            logs.update({"train/g_adv": g_adv, "train/d_loss": loss_d})
+            out.update(
+                {
+                    "train/g_adv": g_adv,
+                    "train/d_loss": loss_d,
+                    "discriminator": loss_d,
+                    "real_logits": real_logits,
+                }
+            )
+        out.update({"generator": loss_g, "total": total})
+        return out
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        hp = self.hparams
+        optimizers = self.optimizers()
+        opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
+        use_gan = self.gan_active()
+        out = self.step_losses(batch, use_gan)
         opt_g.zero_grad(set_to_none=True)
         if opt_d is not None:
             opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        self.manual_backward(out["total"])
         if hp.grad_clip_g:
-            self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip_g, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                opt_g, gradient_clip_val=hp.grad_clip_g, gradient_clip_algorithm="norm"
+            )
+        logs = {k: v.detach() for k, v in out.items() if k.startswith("train/")}
         if use_gan:
             if hp.grad_clip_d:
-                self.clip_gradients(opt_d, gradient_clip_val=hp.grad_clip_d, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    opt_d, gradient_clip_val=hp.grad_clip_d, gradient_clip_algorithm="norm"
+                )
             opt_d.optimizer.step()  # raw optimiser: not counted in global_step (see class doc)
+            self.ada.accumulate(out["real_logits"])
             reduce = None
             if self.trainer.world_size > 1:
+
                 def reduce(t):
                     return self.trainer.strategy.reduce(t, reduce_op="sum")
-            r_t = self.ada.step(len(current) * self.trainer.world_size, reduce)
+
+            r_t = self.ada.step(len(batch["current"]) * self.trainer.world_size, reduce)
             if r_t is not None:
                 logs["train/ada_rt"] = torch.tensor(r_t)
             logs["train/ada_p"] = self.ada.p.clone()
         opt_g.step()
-        self.log_dict({k: v.detach() for k, v in logs.items()})
-        self.log("train/loss", loss_g.detach(), prog_bar=True)
-        return total.detach()
+        self.log_dict(logs)
+        self.log("train/loss", out["generator"].detach(), prog_bar=True)
+        return out["total"].detach()
 
     # ---------------------------------------------------------------- evaluation
     def _quality(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Per-image metrics on [0, 1] pixels: PSNR, SSIM, L1, and LPIPS when cached."""
         p01, t01 = (pred.float().clamp(-1, 1) + 1) / 2, (target.float() + 1) / 2
-        out = {"psnr": psnr(p01, t01, data_range=1.0), "ssim": ssim(p01, t01, data_range=1.0),
-               "l1": (p01 - t01).abs().flatten(1).mean(1)}
+        out = {
+            "psnr": psnr(p01, t01, data_range=1.0),
+            "ssim": ssim(p01, t01, data_range=1.0),
+            "l1": (p01 - t01).abs().flatten(1).mean(1),
+        }
         lpips = lpips_or_none(pred.float(), target.float())
         if lpips is not None:
             out["lpips"] = lpips
@@ -182,7 +228,9 @@ class IMFModule(pl.LightningModule):
     def reconstruct_clip(self, frames: Tensor, reference_index: int = 0, chunk: int = 16) -> Tensor:
         """Reconstruct every frame of ``[T, 3, S, S]`` from one reference frame and the tokens."""
         device = self.device
-        cache = self.generator.encode_reference(frames[reference_index : reference_index + 1].to(device))
+        cache = self.generator.encode_reference(
+            frames[reference_index : reference_index + 1].to(device)
+        )
         out = []
         for start in range(0, len(frames), chunk):
             tokens = self.generator.encode_tokens(frames[start : start + chunk].to(device))
@@ -205,11 +253,15 @@ class IMFModule(pl.LightningModule):
             recon = self.reconstruct_clip(frames)
             target, pred = to_uint8(frames), to_uint8(recon)
             picks = np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int)
-            rows = [np.concatenate(list(a[picks]), axis=1) for a in (target, pred, target[[0] * len(picks)])]
+            rows = [
+                np.concatenate(list(a[picks]), axis=1)
+                for a in (target, pred, target[[0] * len(picks)])
+            ]
             png = out_dir / f"{split}_clip{index:02d}.png"
             imageio.imwrite(png, np.concatenate(rows, axis=0))
-            mp4 = write_video(out_dir / f"{split}_clip{index:02d}.mp4",
-                              np.concatenate([target, pred], axis=2))
+            mp4 = write_video(
+                out_dir / f"{split}_clip{index:02d}.mp4", np.concatenate([target, pred], axis=2)
+            )
             paths += [png, mp4]
         self.train(was_training)
         return paths

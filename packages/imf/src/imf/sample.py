@@ -46,14 +46,23 @@ def sample(cfg: DictConfig) -> dict[str, float]:
     target = target.permute(0, 2, 3, 1).numpy()
     baseline = np.repeat(data["reference"][None], len(target), axis=0)
     write_video(out_dir / "reconstruction.mp4", recon, 12.0)
-    write_video(out_dir / "target_vs_reconstruction.mp4", np.concatenate([target, recon], axis=2), 12.0)
+    write_video(
+        out_dir / "target_vs_reconstruction.mp4", np.concatenate([target, recon], axis=2), 12.0
+    )
     picks = np.linspace(0, len(target) - 1, min(8, len(target))).round().astype(int)
-    strip = np.concatenate([np.concatenate(list(a[picks]), axis=1) for a in (target, recon, baseline)])
+    strip = np.concatenate(
+        [np.concatenate(list(a[picks]), axis=1) for a in (target, recon, baseline)]
+    )
     imageio.imwrite(out_dir / "strip.png", strip)
     model_psnr, model_l1 = _psnr_l1(recon, target)
     base_psnr, base_l1 = _psnr_l1(baseline, target)
-    metrics = {"sample/psnr": model_psnr, "sample/l1": model_l1,
-               "baseline/psnr": base_psnr, "baseline/l1": base_l1, "frames": len(target)}
+    metrics = {
+        "sample/psnr": model_psnr,
+        "sample/l1": model_l1,
+        "baseline/psnr": base_psnr,
+        "baseline/l1": base_l1,
+        "frames": len(target),
+    }
     (out_dir / "sample_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("reconstructed %s (%d frames) into %s: %s", video, len(target), out_dir, metrics)
     return metrics

@@ -29,14 +29,22 @@ def to_model_frames(frames: np.ndarray | torch.Tensor, image_size: int) -> torch
     top, left = (height - side) // 2, (width - side) // 2
     x = x[..., top : top + side, left : left + side]
     if side != image_size:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+        )
     return x.clamp(-1, 1)
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """float ``[T, 3, H, W]`` in [-1, 1] -> uint8 ``[T, H, W, 3]``."""
-    return ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return (
+        ((frames.detach().float().clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .byte()
+        .permute(0, 2, 3, 1)
+        .cpu()
+        .numpy()
+    )
 
 
 class ClipPairs(Dataset):
@@ -50,8 +58,14 @@ class ClipPairs(Dataset):
     over the rest of the clip (all of them when the clip is shorter).
     """
 
-    def __init__(self, clips: list[Path], image_size: int, frame_skip: int = 1,
-                 pairs_per_clip: int = 8, train: bool = True):
+    def __init__(
+        self,
+        clips: list[Path],
+        image_size: int,
+        frame_skip: int = 1,
+        pairs_per_clip: int = 8,
+        train: bool = True,
+    ):
         if frame_skip < 1:
             raise ValueError(f"frame_skip must be >= 1 (1 keeps every frame), got {frame_skip}")
         if not clips:
@@ -61,13 +75,22 @@ class ClipPairs(Dataset):
         for path in clips:
             frames = to_model_frames(read_clip(path)[::frame_skip], image_size)
             if len(frames) < 2:
-                raise ValueError(f"{path} has {len(frames)} frame(s) after frame_skip={frame_skip}; need 2")
+                raise ValueError(
+                    f"{path} has {len(frames)} frame(s) after frame_skip={frame_skip}; need 2"
+                )
             self.clips.append(frames)
         self.paths = list(clips)
-        self.index = [] if train else [
-            (c, int(t)) for c, frames in enumerate(self.clips)
-            for t in np.unique(np.linspace(1, len(frames) - 1, min(pairs_per_clip, len(frames) - 1)).round())
-        ]
+        self.index = (
+            []
+            if train
+            else [
+                (c, int(t))
+                for c, frames in enumerate(self.clips)
+                for t in np.unique(
+                    np.linspace(1, len(frames) - 1, min(pairs_per_clip, len(frames) - 1)).round()
+                )
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.clips) * self.pairs_per_clip if self.train else len(self.index)
@@ -80,8 +103,12 @@ class ClipPairs(Dataset):
             clip, current = self.index[item]
             reference = 0
         frames = self.clips[clip]
-        return {"reference": frames[reference], "current": frames[current],
-                "clip": torch.tensor(clip), "frame": torch.tensor(current)}
+        return {
+            "reference": frames[reference],
+            "current": frames[current],
+            "clip": torch.tensor(clip),
+            "frame": torch.tensor(current),
+        }
 
 
 class IMFDataModule(BaseDataModule):
@@ -92,10 +119,21 @@ class IMFDataModule(BaseDataModule):
     ``test_clips`` (the last clips go to test, the ones before to val).
     """
 
-    def __init__(self, root: str | None = None, data_dir: str = "data", image_size: int = 64,
-                 frame_skip: int = 1, pairs_per_clip: int = 8, eval_pairs_per_clip: int = 8,
-                 val_clips: int = 2, test_clips: int = 4, synthetic: dict | None = None,
-                 batch_size: int = 16, num_workers: int = 0, eval_batch_size: int | None = None):
+    def __init__(
+        self,
+        root: str | None = None,
+        data_dir: str = "data",
+        image_size: int = 64,
+        frame_skip: int = 1,
+        pairs_per_clip: int = 8,
+        eval_pairs_per_clip: int = 8,
+        val_clips: int = 2,
+        test_clips: int = 4,
+        synthetic: dict | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+    ):
         super().__init__(batch_size, num_workers, eval_batch_size)
         self.root, self.data_dir, self.image_size = root, data_dir, image_size
         self.frame_skip, self.pairs_per_clip = frame_skip, pairs_per_clip
@@ -118,14 +156,26 @@ class IMFDataModule(BaseDataModule):
             )
         test_start = len(clips) - self.test_clips
         val_start = test_start - self.val_clips
-        return {"train": clips[:val_start], "val": clips[val_start:test_start], "test": clips[test_start:]}
+        return {
+            "train": clips[:val_start],
+            "val": clips[val_start:test_start],
+            "test": clips[test_start:],
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         paths = self.split_paths()
         pairs = dict(image_size=self.image_size, frame_skip=self.frame_skip)
-        self.train_set = ClipPairs(paths["train"], pairs_per_clip=self.pairs_per_clip, train=True, **pairs)
-        self.val_set = ClipPairs(paths["val"], pairs_per_clip=self.eval_pairs_per_clip, train=False, **pairs)
-        self.test_set = ClipPairs(paths["test"], pairs_per_clip=self.eval_pairs_per_clip, train=False, **pairs)
-        log.info("IMF data: %d/%d/%d clips", len(paths["train"]), len(paths["val"]), len(paths["test"]))
+        self.train_set = ClipPairs(
+            paths["train"], pairs_per_clip=self.pairs_per_clip, train=True, **pairs
+        )
+        self.val_set = ClipPairs(
+            paths["val"], pairs_per_clip=self.eval_pairs_per_clip, train=False, **pairs
+        )
+        self.test_set = ClipPairs(
+            paths["test"], pairs_per_clip=self.eval_pairs_per_clip, train=False, **pairs
+        )
+        log.info(
+            "IMF data: %d/%d/%d clips", len(paths["train"]), len(paths["val"]), len(paths["test"])
+        )

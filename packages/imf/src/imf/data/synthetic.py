@@ -63,7 +63,9 @@ def _soft(distance: np.ndarray, pixels: float) -> np.ndarray:
     return 1 / (1 + np.exp(np.clip(distance / pixels, -30, 30)))
 
 
-def _ellipse(u: np.ndarray, v: np.ndarray, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
+def _ellipse(
+    u: np.ndarray, v: np.ndarray, cu: float, cv: float, ru: float, rv: float
+) -> np.ndarray:
     return np.sqrt(((u - cu) / ru) ** 2 + ((v - cv) / max(rv, 1e-3)) ** 2) - 1
 
 
@@ -76,7 +78,10 @@ def render_clip(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
     size, frames = spec.image_size, spec.frames
     background = _texture(rng, size, rng.uniform(0.15, 0.85, 3), 0.35)
     skin = _texture(rng, 2 * size, rng.uniform(0.35, 0.95, 3), 0.18)
-    eye_colour, lip_colour = rng.uniform(0, 0.5, 3), np.array(rng.uniform([0.5, 0, 0], [0.9, 0.3, 0.3]))
+    eye_colour, lip_colour = (
+        rng.uniform(0, 0.5, 3),
+        np.array(rng.uniform([0.5, 0, 0], [0.9, 0.3, 0.3])),
+    )
     brow_colour = rng.uniform(0, 0.35, 3)
     sprite_tex = [_texture(rng, size, rng.uniform(0.1, 0.9, 3), 0.4) for _ in range(spec.sprites)]
     sprite_pos = rng.uniform(0.1, 0.9, (spec.sprites, 2))
@@ -110,9 +115,15 @@ def render_clip(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
         u = np.cos(angle) * dx + np.sin(angle) * dy
         v = -np.sin(angle) * dx + np.cos(angle) * dy
         head = _soft(_ellipse(u, v, 0, 0, 0.85, 1.0), px / scale)
-        face = map_coordinates(skin, [np.clip((v + 1.2) * size * 0.8, 0, 2 * size - 1)[..., None].repeat(3, -1),
-                                      np.clip((u + 1.2) * size * 0.8, 0, 2 * size - 1)[..., None].repeat(3, -1),
-                                      np.broadcast_to(np.arange(3), u.shape + (3,))], order=1)
+        face = map_coordinates(
+            skin,
+            [
+                np.clip((v + 1.2) * size * 0.8, 0, 2 * size - 1)[..., None].repeat(3, -1),
+                np.clip((u + 1.2) * size * 0.8, 0, 2 * size - 1)[..., None].repeat(3, -1),
+                np.broadcast_to(np.arange(3), u.shape + (3,)),
+            ],
+            order=1,
+        )
         canvas = canvas * (1 - head[..., None]) + face * head[..., None]
         blink = min(abs(t - b) for b in blink_at)
         openness = 0.12 if blink == 0 else (0.55 if blink == 1 else 1.0)
@@ -127,7 +138,9 @@ def render_clip(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
         nose = _soft(_ellipse(u, v, 0, 0.12, 0.07, 0.14), px)
         canvas = _paint(canvas, nose, face[size // 2, size // 2] * 0.75)
         canvas = _paint(canvas, _soft(_ellipse(u, v, 0, 0.5, 0.3, mouth), px), lip_colour)
-        canvas = _paint(canvas, _soft(_ellipse(u, v, 0, 0.5, 0.22, mouth * 0.6), px), lip_colour * 0.3)
+        canvas = _paint(
+            canvas, _soft(_ellipse(u, v, 0, 0.5, 0.22, mouth * 0.6), px), lip_colour * 0.3
+        )
         out[t] = np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
     return out
 

@@ -20,9 +20,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 12) -> Path:
         raise ValueError(f"H.264 needs even frame sizes, got {frames.shape[1]}x{frames.shape[2]}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", quality=None,
-                            macro_block_size=1, ffmpeg_params=["-crf", "12"],
-                            ffmpeg_log_level="error") as writer:
+    with imageio.get_writer(
+        path,
+        format="FFMPEG",
+        fps=fps,
+        codec="libx264",
+        quality=None,
+        macro_block_size=1,
+        ffmpeg_params=["-crf", "12"],
+        ffmpeg_log_level="error",
+    ) as writer:
         for frame in frames:
             writer.append_data(frame)
     return path
@@ -78,7 +85,9 @@ def find_clips(root: str | Path) -> list[Path]:
     """Video files and frame folders directly under ``root``, sorted by name."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist; set data.root=<folder of clips>")
+        raise FileNotFoundError(
+            f"data folder {root} does not exist; set data.root=<folder of clips>"
+        )
     clips = []
     for entry in sorted(root.iterdir()):
         if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:

@@ -25,7 +25,9 @@ def cross_attention(query: Tensor, key: Tensor, value: Tensor, fused: bool = Tru
     width = max(d_qk, d_v)
     q, k = (F.pad(t, (0, width - d_qk)) for t in (query, key))
     v = F.pad(value, (0, width - d_v))
-    out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale)
+    out = F.scaled_dot_product_attention(
+        q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale
+    )
     return out.squeeze(1)[..., :d_v]
 
 
@@ -39,14 +41,29 @@ class ImplicitMotionAlignment(nn.Module):
     through SDPA, GELU MLP), ``depth`` of them (paper: 4).
     """
 
-    def __init__(self, motion_dim: int, feature_dim: int, grid_size: int, depth: int = 4,
-                 heads: int = 8, mlp_dim: int = 1024, fused: bool = True):
+    def __init__(
+        self,
+        motion_dim: int,
+        feature_dim: int,
+        grid_size: int,
+        depth: int = 4,
+        heads: int = 8,
+        mlp_dim: int = 1024,
+        fused: bool = True,
+    ):
         super().__init__()
         self.q_pos = nn.Parameter(torch.randn(1, motion_dim, grid_size, grid_size))
         self.k_pos = nn.Parameter(torch.randn(1, motion_dim, grid_size, grid_size))
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(feature_dim, heads, mlp_dim, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True)
+            nn.TransformerEncoderLayer(
+                feature_dim,
+                heads,
+                mlp_dim,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
             for _ in range(depth)
         )
         self.fused = fused
@@ -56,10 +73,14 @@ class ImplicitMotionAlignment(nn.Module):
             table = F.interpolate(table, size=size, mode="bilinear", align_corners=False)
         return table.flatten(2).transpose(1, 2)
 
-    def forward(self, motion_current: Tensor, motion_reference: Tensor, features_reference: Tensor) -> Tensor:
+    def forward(
+        self, motion_current: Tensor, motion_reference: Tensor, features_reference: Tensor
+    ) -> Tensor:
         """``(B, Cm, H, W), (B, Cm, H, W), (B, Cf, H, W) -> (B, Cf, H, W)``."""
         if motion_current.shape != motion_reference.shape:
-            raise ValueError(f"motion shapes differ: {motion_current.shape} vs {motion_reference.shape}")
+            raise ValueError(
+                f"motion shapes differ: {motion_current.shape} vs {motion_reference.shape}"
+            )
         if motion_current.shape[-2:] != features_reference.shape[-2:]:
             raise ValueError(
                 f"motion {tuple(motion_current.shape[-2:])} and feature {tuple(features_reference.shape[-2:])} "

@@ -31,8 +31,12 @@ class FeatResBlock(nn.Module):
     def __init__(self, channels: int, norm: str = "batch"):
         super().__init__()
         self.body = nn.Sequential(
-            make_norm(norm, channels), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1),
-            make_norm(norm, channels), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            make_norm(norm, channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            make_norm(norm, channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -43,11 +47,16 @@ class DownConvResBlock(nn.Module):
     """Conv-norm-ReLU-AvgPool, conv, plus a pooled 1x1 skip; then ``res_blocks`` FeatResBlocks
     (paper: 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch", res_blocks: int = 2):
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: str = "batch", res_blocks: int = 2
+    ):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1), make_norm(norm, out_channels),
-            nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            make_norm(norm, out_channels),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
         )
         self.skip = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(in_channels, out_channels, 1))
         self.refine = nn.Sequential(*(FeatResBlock(out_channels, norm) for _ in range(res_blocks)))
@@ -60,11 +69,15 @@ class UpConvResBlock(nn.Module):
     """Nearest x2, conv-norm-ReLU, conv-norm, plus an up-sampled 1x1 skip, ReLU, then
     ``res_blocks`` FeatResBlocks (paper D_F: 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch", res_blocks: int = 2):
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: str = "batch", res_blocks: int = 2
+    ):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1), make_norm(norm, out_channels),
-            nn.ReLU(), nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            make_norm(norm, out_channels),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
             make_norm(norm, out_channels),
         )
         self.skip = nn.Conv2d(in_channels, out_channels, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -17,8 +18,11 @@ class PatchDiscriminator(nn.Module):
         width = ndf
         for i in range(1, n_layers):
             out = ndf * min(2**i, 8)
-            layers += [spectral_norm(nn.Conv2d(width, out, 4, 2, 1)), nn.InstanceNorm2d(out),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                spectral_norm(nn.Conv2d(width, out, 4, 2, 1)),
+                nn.InstanceNorm2d(out),
+                nn.LeakyReLU(0.2),
+            ]
             width = out
         layers.append(spectral_norm(nn.Conv2d(width, 1, 1)))
         self.net = nn.Sequential(*layers)
@@ -42,8 +46,16 @@ class MultiScalePatchDiscriminator(nn.Module):
             raise ValueError(f"discriminator expects [B, 3, H, W] images, got {tuple(x.shape)}")
         logits = []
         for index, disc in enumerate(self.scales):
-            scaled = x if index == 0 else F.interpolate(
-                x, scale_factor=0.5**index, mode="bilinear", align_corners=False, antialias=True
-            )
+            scaled = x
+            if index:
+                # fp32 and outside autocast: CPU antialiased resize has no bf16 kernel.
+                with torch.autocast(x.device.type, enabled=False):
+                    scaled = F.interpolate(
+                        x.float(),
+                        scale_factor=0.5**index,
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=True,
+                    )
             logits.append(disc(scaled))
         return logits

@@ -20,14 +20,21 @@ class DenseFeatureEncoder(nn.Module):
     """
 
     def __init__(
-        self, channels: Sequence[int], stem_channels: int = 64, hidden_blocks: int = 1,
-        norm: str = "batch", res_blocks: int = 2,
+        self,
+        channels: Sequence[int],
+        stem_channels: int = 64,
+        hidden_blocks: int = 1,
+        norm: str = "batch",
+        res_blocks: int = 2,
     ):
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem_channels, 7, padding=3), make_norm(norm, stem_channels), nn.ReLU()
         )
-        hidden = [DownConvResBlock(stem_channels, stem_channels, norm, res_blocks) for _ in range(hidden_blocks)]
+        hidden = [
+            DownConvResBlock(stem_channels, stem_channels, norm, res_blocks)
+            for _ in range(hidden_blocks)
+        ]
         self.hidden = nn.Sequential(*hidden)
         widths = [stem_channels, *channels]
         self.levels = nn.ModuleList(
@@ -55,21 +62,30 @@ class LatentTokenEncoder(nn.Module):
     """
 
     def __init__(
-        self, image_size: int, channels: Sequence[int], token_dim: int = 32,
-        mlp_layers: int = 4, mlp_activation: bool = False,
+        self,
+        image_size: int,
+        channels: Sequence[int],
+        token_dim: int = 32,
+        mlp_layers: int = 4,
+        mlp_activation: bool = False,
     ):
         super().__init__()
         blocks = image_size.bit_length() - 3  # log2(image_size / 4)
         if image_size < 8 or image_size & (image_size - 1):
             raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
         widths = [channels[min(i, len(channels) - 1)] for i in range(blocks + 1)]
-        self.stem = nn.Sequential(EqualConv2d(3, widths[0], 3, padding=1, bias=False),
-                                  ScaledLeakyReLU(widths[0]))
+        self.stem = nn.Sequential(
+            EqualConv2d(3, widths[0], 3, padding=1, bias=False), ScaledLeakyReLU(widths[0])
+        )
         self.blocks = nn.Sequential(*(ResBlockDown(a, b) for a, b in zip(widths[:-1], widths[1:])))
-        self.to_vector = nn.Sequential(EqualConv2d(widths[-1], widths[-1], 4, bias=False),
-                                       ScaledLeakyReLU(widths[-1]))
+        self.to_vector = nn.Sequential(
+            EqualConv2d(widths[-1], widths[-1], 4, bias=False), ScaledLeakyReLU(widths[-1])
+        )
         self.mlp = nn.Sequential(
-            *(EqualLinear(widths[-1], widths[-1], activation=mlp_activation) for _ in range(mlp_layers)),
+            *(
+                EqualLinear(widths[-1], widths[-1], activation=mlp_activation)
+                for _ in range(mlp_layers)
+            ),
             EqualLinear(widths[-1], token_dim),
         )
 

@@ -20,15 +20,23 @@ class FrameDecoder(nn.Module):
     Returns images in [-1, 1] (the sigmoid output mapped linearly).
     """
 
-    def __init__(self, channels: Sequence[int], extra_up: int = 1, refine_blocks: int = 3,
-                 norm: str = "batch", res_blocks: int = 2):
+    def __init__(
+        self,
+        channels: Sequence[int],
+        extra_up: int = 1,
+        refine_blocks: int = 3,
+        norm: str = "batch",
+        res_blocks: int = 2,
+    ):
         super().__init__()
         channels = list(channels)
         self.first = UpConvResBlock(channels[-1], channels[-1], norm, res_blocks)
         self.refine, self.up = nn.ModuleList(), nn.ModuleList()
         previous = channels[-1]
         for width in channels[-2::-1]:
-            self.refine.append(nn.Sequential(*(FeatResBlock(width, norm) for _ in range(refine_blocks))))
+            self.refine.append(
+                nn.Sequential(*(FeatResBlock(width, norm) for _ in range(refine_blocks)))
+            )
             self.up.append(UpConvResBlock(previous + width, width, norm, res_blocks))
             previous = width
         tail = []

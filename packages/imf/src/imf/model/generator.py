@@ -67,7 +67,9 @@ class IMFGenerator(nn.Module):
             )
         levels = len(feature_channels)
         self.image_size, self.token_dim = image_size, token_dim
-        self.feature_encoder = DenseFeatureEncoder(feature_channels, stem_channels, hidden_blocks, norm, res_blocks)
+        self.feature_encoder = DenseFeatureEncoder(
+            feature_channels, stem_channels, hidden_blocks, norm, res_blocks
+        )
         stride = self.feature_encoder.stride
         sizes = [image_size // (stride * 2**level) for level in range(levels)]
         if sizes[-1] < 2:
@@ -75,14 +77,20 @@ class IMFGenerator(nn.Module):
                 f"{levels} levels below stride {stride} leave a {sizes[-1]} px coarsest map at "
                 f"{image_size} px; use fewer levels or a larger image_size"
             )
-        self.token_encoder = LatentTokenEncoder(image_size, token_channels, token_dim, token_mlp_layers)
-        self.token_decoder = LatentTokenDecoder(motion_channels, sizes[-1], token_dim, const_channels)
+        self.token_encoder = LatentTokenEncoder(
+            image_size, token_channels, token_dim, token_mlp_layers
+        )
+        self.token_decoder = LatentTokenDecoder(
+            motion_channels, sizes[-1], token_dim, const_channels
+        )
         self.alignment = nn.ModuleList(
             ImplicitMotionAlignment(m, f, s, depth, heads, mlp_dim, fused_attention)
             for m, f, s in zip(motion_channels, feature_channels, sizes)
         )
         extra_up = stride.bit_length() - 2  # log2(stride) - 1
-        self.frame_decoder = FrameDecoder(feature_channels, extra_up, decoder_refine_blocks, norm, res_blocks)
+        self.frame_decoder = FrameDecoder(
+            feature_channels, extra_up, decoder_refine_blocks, norm, res_blocks
+        )
 
     def _check(self, frames: Tensor) -> None:
         if frames.ndim != 4 or frames.shape[1] != 3:
@@ -110,7 +118,9 @@ class IMFGenerator(nn.Module):
         batch = tokens.shape[0]
         motion_current = self.token_decoder(tokens)
         aligned = []
-        for align, m_c, m_r, f_r in zip(self.alignment, motion_current, reference.motion, reference.features):
+        for align, m_c, m_r, f_r in zip(
+            self.alignment, motion_current, reference.motion, reference.features
+        ):
             if m_r.shape[0] != batch:
                 m_r, f_r = m_r.expand(batch, -1, -1, -1), f_r.expand(batch, -1, -1, -1)
             aligned.append(align(m_c, m_r, f_r))

@@ -21,8 +21,12 @@ class EqualLinear(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, bias_init: float = 0.0,
-        lr_mul: float = 1.0, activation: bool = False,
+        self,
+        in_features: int,
+        out_features: int,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        activation: bool = False,
     ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
@@ -40,8 +44,13 @@ class EqualConv2d(nn.Module):
     """Conv2d with equalised learning rate (weight scaled by ``1/sqrt(fan_in)`` at run time)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-        padding: int = 0, bias: bool = True,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
     ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -78,11 +87,19 @@ class ModulatedConv2d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-        demodulate: bool = True, upsample: bool = False, eps: float = 1e-8,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        eps: float = 1e-8,
     ):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        self.weight = nn.Parameter(
+            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+        )
         self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
         self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
         self.demodulate, self.upsample, self.eps = demodulate, upsample, eps
@@ -94,7 +111,9 @@ class ModulatedConv2d(nn.Module):
         s = self.modulation(style).view(style.shape[0], 1, self.in_channels, 1, 1)
         weight = self.scale * self.weight * s
         if self.demodulate:
-            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + self.eps)
+            weight = weight * torch.rsqrt(
+                weight.square().sum(dim=(2, 3, 4), keepdim=True) + self.eps
+            )
         return weight
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
@@ -105,8 +124,12 @@ class ModulatedConv2d(nn.Module):
         batch, _, height, width = x.shape
         weight = self.modulated_weight(style)
         weight = weight.reshape(batch * self.out_channels, self.in_channels, *weight.shape[-2:])
-        out = F.conv2d(x.reshape(1, batch * self.in_channels, height, width), weight,
-                       padding=self.padding, groups=batch)
+        out = F.conv2d(
+            x.reshape(1, batch * self.in_channels, height, width),
+            weight,
+            padding=self.padding,
+            groups=batch,
+        )
         return out.view(batch, self.out_channels, *out.shape[-2:])
 
 

@@ -24,13 +24,20 @@ class LatentTokenDecoder(nn.Module):
         coarsest_size: spatial size of the coarsest level (paper 8 for 256 px frames).
     """
 
-    def __init__(self, channels: Sequence[int], coarsest_size: int, token_dim: int = 32,
-                 const_channels: int = 32):
+    def __init__(
+        self,
+        channels: Sequence[int],
+        coarsest_size: int,
+        token_dim: int = 32,
+        const_channels: int = 32,
+    ):
         super().__init__()
         if coarsest_size < 2 or coarsest_size % 2:
             raise ValueError(f"coarsest motion size must be even and >= 2, got {coarsest_size}")
         coarse_to_fine = list(channels)[::-1]
-        self.const = nn.Parameter(torch.randn(1, const_channels, coarsest_size // 2, coarsest_size // 2))
+        self.const = nn.Parameter(
+            torch.randn(1, const_channels, coarsest_size // 2, coarsest_size // 2)
+        )
         self.first = StyledConv(const_channels, coarse_to_fine[0], token_dim)
         self.up, self.trunk, self.taps = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         previous = coarse_to_fine[0]
