@@ -130,3 +130,49 @@ def observed_features(
     else:
         mask &= known
     return values * mask, mask
+
+
+def smooth_features(feats: torch.Tensor, lengths: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian temporal smoothing of [B, T, F] features over each valid range (replicated
+    edges). A post-process against the frame-to-frame jitter of a briefly trained denoiser,
+    which otherwise reads as foot skating; ``sigma`` in frames, 0 leaves ``feats`` unchanged."""
+    if sigma <= 0:
+        return feats
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=feats.dtype, device=feats.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    out = feats.clone()
+    for b in range(len(feats)):
+        n = int(lengths[b])
+        seq = feats[b, :n].T[:, None]  # [F, 1, n]
+        padded = torch.nn.functional.pad(seq, (radius, radius), mode="replicate")
+        out[b, :n] = torch.nn.functional.conv1d(padded, kernel)[:, 0].T
+    return out
+
+
+def lock_feet(
+    joints: torch.Tensor,
+    lengths: torch.Tensor,
+    feet: tuple[int, int] = (10, 11),
+    height: float = 0.05,
+) -> torch.Tensor:
+    """Foot locking by root correction: for every frame pair in which a foot stays below
+    ``height`` (the lower one if both do), shift the rest of the motion horizontally so that
+    this foot does not slide. Run before :func:`correct_trajectory`, which then spreads the
+    accumulated shift between keyframes. No library offers this post-process."""
+    out = joints.clone()
+    for b in range(len(joints)):
+        n = int(lengths[b])
+        f = joints[b, :n][:, list(feet)]  # [n, 2, 3]
+        contact = (f[1:, :, 2] < height) & (f[:-1, :, 2] < height)  # [n-1, 2]
+        z = torch.where(
+            contact, f[1:, :, 2] + f[:-1, :, 2], torch.full_like(f[1:, :, 2], float("inf"))
+        )
+        pick = z.argmin(-1)  # [n-1]
+        disp = f[1:, :, :2] - f[:-1, :, :2]  # [n-1, 2, 2]
+        slide = disp.gather(1, pick[:, None, None].expand(-1, 1, 2))[:, 0]
+        slide = slide * contact.any(-1, keepdim=True)
+        shift = torch.cat([slide.new_zeros(1, 2), -slide.cumsum(0)])
+        out[b, :n, :, :2] += shift[:, None]
+    return out

@@ -44,7 +44,9 @@ from stmc_keyframe.keyframes import (
     correct_trajectory,
     interpolate_keyframes,
     keyframe_guidance_loss,
+    lock_feet,
     observed_features,
+    smooth_features,
 )
 from stmc_keyframe.model.text_encoder import TextEncoder
 from stmc_keyframe.representation import smplrifke
@@ -56,7 +58,7 @@ DIFFUSION_KEYS = {
     "keyframe_conditioned", "keyframe_selection_scheme", "keyframe_mask_prob", "zero_keyframe_loss",
     "n_keyframes", "trans_length", "n_random_frames", "keyframe_features", "denoiser", "schedule",
     "guidance_scale", "num_steps", "sampler", "posterior_noise", "reconstruction_weight",
-    "trajectory_correction",
+    "trajectory_correction", "smooth_sigma", "foot_lock",
 }  # fmt: skip
 
 
@@ -287,10 +289,15 @@ class StmcKeyframeModule(pl.LightningModule):
             num_steps=num_steps or d["num_steps"], sampler=d["sampler"], generator=generator,
             device=self.device, **kw,
         )  # fmt: skip
-        feats = self.denormalize(x) * valid[..., None]
+        feats = (
+            smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
+            * valid[..., None]
+        )
         joints = smplrifke.decode(feats).joints
         if keyframe_joints is not None:
             joints = anchor_to_keyframes(joints, target, kf_frames)
+            if d["foot_lock"]:
+                joints = lock_feet(joints, lengths, FOOT_JOINTS)
             if d["trajectory_correction"]:
                 joints = correct_trajectory(joints, target, kf_frames, lengths)
         return {"feats": feats, "joints": joints * valid[..., None, None], "keyframes": kf_frames}

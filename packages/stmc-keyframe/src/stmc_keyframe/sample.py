@@ -88,7 +88,7 @@ def run_sample(cfg: DictConfig) -> list[str]:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = load_module(cfg, cfg.device)
-    g = torch.Generator().manual_seed(int(cfg.seed))
+    g = torch.Generator().manual_seed(int(cfg.seed))  # the run seed (top-level `seed`)
     written = []
     if cfg.timeline:
         intervals = read_timeline(cfg.timeline)

@@ -36,7 +36,10 @@ class MotionTextDataset(Dataset):
 
     def __init__(self, items: list[Item], max_len: int, train: bool, drop_motion_perc: float = 0.1):
         if not items:
-            raise ValueError("no motion crops of a usable length; check data.min_seconds/max_len")
+            raise ValueError(
+                "a split has no motion crops of a usable length: check the split files, "
+                "data.builtin.n_motions (>= 10 for non-empty splits) and data.min_seconds"
+            )
         self.items, self.max_len, self.train, self.drop = items, max_len, train, drop_motion_perc
 
     def __len__(self) -> int:
