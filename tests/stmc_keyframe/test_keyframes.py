@@ -90,3 +90,21 @@ def test_generate_through_global_keyframes(make_module, tiny_data):
     torch.testing.assert_close(out["joints"][0, kf, 0, :2], gt[0, kf, 0, :2], atol=1e-4, rtol=0)
     # observed pose features (height and pelvis-relative joints) are imputed at the keyframes
     torch.testing.assert_close(out["joints"][0, kf, :22, 2], gt[0, kf, :22, 2], atol=2e-3, rtol=0)
+
+
+def test_smoothing_and_foot_lock_post_processes():
+    from stmc_keyframe.keyframes import lock_feet, smooth_features
+
+    feats = torch.randn(1, 30, 205)
+    assert torch.equal(smooth_features(feats, torch.tensor([30]), 0.0), feats)
+    smooth = smooth_features(feats, torch.tensor([30]), 2.0)
+    assert smooth.diff(dim=1).abs().mean() < feats.diff(dim=1).abs().mean() / 2
+    const = torch.ones(1, 30, 205)
+    torch.testing.assert_close(smooth_features(const, torch.tensor([30]), 2.0), const)
+    # a body gliding with both feet on the floor: locking removes the slide of the planted foot
+    joints = torch.zeros(1, 20, 24, 3)
+    joints[..., 0] = torch.linspace(0, 2, 20)[None, :, None]
+    joints[..., 2] = 0.5
+    joints[:, :, 10:12, 2] = 0.0
+    locked = lock_feet(joints, torch.tensor([20]))
+    torch.testing.assert_close(locked[0, :, 10, :2], locked[0, :1, 10, :2].expand(20, 2))
