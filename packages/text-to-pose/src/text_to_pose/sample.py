@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -49,7 +50,29 @@ def sample(cfg: DictConfig) -> dict[str, str]:
     return {"pose": str(pose_path), "gif": str(gif_path), "frames": length}
 
 
-main = hydra_entry("pkg://text_to_pose.configs", "sample", fn=sample)
+_hydra_main = hydra_entry("pkg://text_to_pose.configs", "sample", fn=sample)
+
+
+def quote_text_override(argv: list[str]) -> list[str]:
+    """Quote an unquoted ``text=<HamNoSys>`` override.
+
+    Hydra's override grammar rejects Private-Use-Area characters (all HamNoSys glyphs) in
+    unquoted values, and the shell (also under ``make sample ARGS='text="..."'``) strips the
+    quotes a user types, so the value is quoted here before Hydra parses argv.
+    """
+    out = []
+    for arg in argv:
+        if arg.startswith("text=") and arg[5:6] not in ("'", '"'):
+            value = arg[5:].replace("'", "\\'")  # no HamNoSys glyph is a backslash
+            arg = f"text='{value}'"
+        out.append(arg)
+    return out
+
+
+def main() -> object:
+    sys.argv = [sys.argv[0], *quote_text_override(sys.argv[1:])]
+    return _hydra_main()
+
 
 if __name__ == "__main__":
     main()
