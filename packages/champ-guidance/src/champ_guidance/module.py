@@ -53,17 +53,18 @@ class ChampModule(pl.LightningModule):
         eval_seed: int = 0,
     ):
         super().__init__()
+        # plain containers, so checkpoints load with torch.load(weights_only=True)
+        net, schedule, extra_loss = _plain(net), _plain(schedule), _plain(extra_loss)
         self.save_hyperparameters()
         if stage not in (1, 2):
             raise ValueError(f"stage={stage} must be 1 (frames) or 2 (temporal modules)")
-        net = _plain(net)
         if stage == 2 and not net["temporal"].get("enabled", False):
             raise ValueError(
                 "stage=2 trains the temporal modules: set model.net.temporal.enabled=true"
             )
         self.net = ChampModel(**net)
-        self.schedule = NoiseSchedule(**_plain(schedule))
-        self.extra_loss = hydra.utils.instantiate(_plain(extra_loss)) if extra_loss else None
+        self.schedule = NoiseSchedule(**schedule)
+        self.extra_loss = hydra.utils.instantiate(extra_loss) if extra_loss else None
         if stage == 2:
             self._load_stage1(stage1_ckpt)
             self.net.requires_grad_(False)
