@@ -53,6 +53,7 @@ def test_smoke_train_eval_sample(repo_root, tmp_path, tiny_overrides):
     common = [
         *tiny_overrides,
         "logger=none",
+        "trainer.check_val_every_n_epoch=1",
         f"paths.data_dir={tmp_path / 'data'}",
         "trainer.enable_progress_bar=false",
     ]

@@ -9,6 +9,7 @@ import imageio.v2 as imageio
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torch.func import functional_call
 
@@ -21,6 +22,13 @@ from motioncore.losses import VGGPerceptualLoss, hinge_d_loss, hinge_g_loss
 from motioncore.metrics import lpips_or_none, psnr, ssim
 
 log = logging.getLogger(__name__)
+
+
+def _plain(value):
+    """Hydra's DictConfig/ListConfig -> dict/list (other values unchanged)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def check_precision(precision: str) -> None:
@@ -78,6 +86,11 @@ class IMFModule(pl.LightningModule):
         sample_clips: int = 2,
     ):
         super().__init__()
+        # Plain containers, so checkpoints load with torch.load(weights_only=True).
+        generator, discriminator, ada, perceptual = (
+            _plain(c) for c in (generator, discriminator, ada, perceptual)
+        )
+        betas = tuple(_plain(betas))
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = IMFGenerator(**generator)
