@@ -94,9 +94,8 @@ def test_beat_alignment_detects_aligned_and_still_motion():
     t = torch.arange(30, dtype=torch.float32)
     # a blob whose speed |sin| vanishes every 6 frames (at 0, 6, 12, ...)
     pos = 8 + 6 * torch.cos(np.pi * t / 6)
-    frames = torch.zeros(30, 1, 1, 40)
-    for i, p in enumerate(pos):
-        frames[i, 0, 0, int(p * 2)] = 1.0
+    x = torch.arange(60, dtype=torch.float32)
+    frames = torch.exp(-((x - 2 * pos[:, None]) ** 2) / (2 * 3.0**2)).view(30, 1, 1, 60)
     speed = motion_speed(frames)
     beats = kinematic_beats(speed)
     assert len(beats) >= 3 and all(min(abs(b - np.arange(0, 30, 6))) <= 1 for b in beats)
