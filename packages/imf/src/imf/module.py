@@ -268,7 +268,7 @@ class IMFModule(pl.LightningModule):
             picks = np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int)
             rows = [
                 np.concatenate(list(a[picks]), axis=1)
-                for a in (target, pred, target[[0] * len(picks)])
+                for a in (target, pred, np.repeat(target[:1], len(target), axis=0))
             ]
             png = out_dir / f"{split}_clip{index:02d}.png"
             imageio.imwrite(png, np.concatenate(rows, axis=0))
