@@ -142,6 +142,11 @@ class IMFModule(pl.LightningModule):
             loss_g = loss_g + hp.lambda_perceptual * perceptual
             out["train/perceptual"] = perceptual
         total = loss_g
+        if self.discriminator is not None and not use_gan:
+            # Before gan_start_step D takes no part in the loss; a zero-weighted touch of every
+            # D parameter keeps them in the graph, so DDP needs no find_unused_parameters (Adam
+            # leaves a parameter with an all-zero gradient history unchanged).
+            total = total + 0.0 * sum(p.sum() for p in self.discriminator.parameters())
         if use_gan:
             g_adv = hinge_g_loss(self.discriminate_frozen(self.ada(pred)))
             loss_g = loss_g + hp.lambda_gan * g_adv
