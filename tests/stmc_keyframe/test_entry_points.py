@@ -54,7 +54,9 @@ def test_train_eval_sample_smoke(run_entry, tmp_path):
         assert (out / f"sample_00{suffix}").is_file()
     assert np.load(out / "sample_00_joints.npy").shape == (30, 24, 3)
     report = json.loads((out / "keyframe_report.json").read_text())
-    assert report[0]["n_keyframes"] == 2 and report[0]["root_error_m"] < 1e-3
+    assert (
+        report[0]["n_keyframes"] == 2 and report[0]["root_error_m"] < 0.01
+    )  # XY exact; height smoothed (smooth_sigma)
     assert (out / "sample_00.bvh").read_text().startswith("HIERARCHY")
     run_entry(
         "sample",
