@@ -31,7 +31,9 @@ def test_every_package_has_quickstart_and_paper(package):
 
 def test_experiment_composes(experiment_file, compose_package, tmp_path):
     package = experiment_file.parent.name
-    cfg = compose_package(package, [f"experiment={experiment_file.stem}", f"paths.output_dir={tmp_path}"])
+    cfg = compose_package(
+        package, [f"experiment={experiment_file.stem}", f"paths.output_dir={tmp_path}"]
+    )
     assert cfg.package == package
     for key in ("data", "model", "trainer"):
         OmegaConf.to_container(cfg[key], resolve=True)
