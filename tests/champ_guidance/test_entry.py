@@ -33,6 +33,7 @@ def test_command_line_flags_map_onto_the_runner(compose, config_dir, monkeypatch
         "gradient_accumulation_steps=4",
         "mixed_precision=bf16",
         "lr_warmup_steps=9",
+        "lr_scheduler=cosine",
         "max_grad_norm=0.5",
         "gradient_checkpointing=true",
         "num_workers=3",
@@ -44,6 +45,7 @@ def test_command_line_flags_map_onto_the_runner(compose, config_dir, monkeypatch
     assert cfg.trainer.max_epochs == 3 and cfg.trainer.accumulate_grad_batches == 4
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.gradient_clip_val == 0.5
     assert cfg.model.learning_rate == 2e-5 and cfg.model.lr_warmup_steps == 9
+    assert cfg.model.lr_scheduler == "cosine"
     assert list(cfg.model.net.guidance_input_channels) == [1, 134]
     assert cfg.model.net.guidance_embedding_channels == 128 and cfg.model.net.gradient_checkpointing
     assert cfg.callbacks.model_checkpoint.every_n_train_steps == 77

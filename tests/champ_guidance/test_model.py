@@ -82,7 +82,9 @@ def test_every_trainable_parameter_gets_a_gradient(make_net_kwargs, make_batch):
     """Both built-in types and a registered custom type; no unused parameters under DDP."""
     torch.manual_seed(0)
     kw = make_net_kwargs(
-        guidance_types=["music", "pose", "test_mean_color"], guidance_input_channels=[3, 6, 4]
+        guidance_types=["music", "pose", "test_mean_color"],
+        guidance_input_channels=[3, 6, 4],
+        reference_concat=True,
     )
     module = ChampModule(net=kw, schedule=SCHEDULE)
     batch = make_batch(channels=(("music", 3), ("pose", 6)))
@@ -110,6 +112,26 @@ def test_dropped_reference_equals_plain_self_attention(make_net_kwargs, make_bat
     out_plain = net.denoise(x, t, empty)
     torch.testing.assert_close(out_mixed[3:], out_plain[3:], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(out_mixed[:3], out_plain[:3], atol=1e-4)
+
+
+def test_reference_concat_starts_neutral_and_is_dropped_with_the_reference(
+    make_net_kwargs, make_batch
+):
+    torch.manual_seed(0)
+    net = ChampModel(**make_net_kwargs(reference_concat=True))
+    assert net.denoising_unet.conv_in.in_channels == 6
+    assert net.denoising_unet.config.in_channels == 6
+    assert net.reference_unet.conv_in.in_channels == 3
+    batch = make_batch()
+    x, t = torch.randn(6, 3, 16, 16), torch.randint(0, 1000, (6,))
+    cond = _cond(net, batch, keep=torch.tensor([1.0, 0.0]))
+    blank = {**cond, "latent": torch.zeros_like(cond["latent"])}
+    # zero-initialised extra channels: the widened UNet computes what the plain one did
+    torch.testing.assert_close(net.denoise(x, t, cond), net.denoise(x, t, blank))
+    nn.init.normal_(net.denoising_unet.conv_in.weight, std=0.1)
+    out, out_blank = net.denoise(x, t, cond), net.denoise(x, t, blank)
+    assert not torch.allclose(out[:3], out_blank[:3], atol=1e-4)  # kept: the latent matters
+    torch.testing.assert_close(out[3:], out_blank[3:])  # dropped (CFG uncond): zeros
 
 
 def test_sliding_windows_match_the_plain_path(make_net_kwargs, make_batch):

@@ -9,6 +9,7 @@ import hydra
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from diffusers.optimization import get_scheduler
 from omegaconf import DictConfig, OmegaConf
 
 from champ_guidance.beats import beat_alignment_score, kinematic_beats, motion_speed
@@ -42,6 +43,7 @@ class ChampModule(pl.LightningModule):
         learning_rate: float = 1e-5,
         weight_decay: float = 1e-2,
         lr_warmup_steps: int = 0,
+        lr_scheduler: str = "constant_with_warmup",
         uncond_ratio: float = 0.1,
         guidance_scale: float = 3.5,
         num_inference_steps: int = 20,
@@ -244,6 +246,10 @@ class ChampModule(pl.LightningModule):
             betas=(0.9, 0.999),
             eps=1e-8,
         )
-        warmup = max(1, self.hparams.lr_warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        sched = get_scheduler(  # the upstream training script's --lr_scheduler choices
+            self.hparams.lr_scheduler,
+            opt,
+            num_warmup_steps=self.hparams.lr_warmup_steps,
+            num_training_steps=int(self.trainer.estimated_stepping_batches),
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -92,6 +92,27 @@ def load_backbone(
     return reference, denoising, codec
 
 
+def widen_conv_in(unet: UNet2DConditionModel, extra_channels: int) -> None:
+    """Give the denoising UNet ``extra_channels`` more input channels for the reference latent
+    concatenated to every noisy frame (Stable Video Diffusion's image conditioning, Blattmann et
+    al. 2023, Sec. 4; InstructPix2Pix's conv_in surgery). The new weights start at zero, so a
+    pretrained UNet computes exactly what it did before training begins."""
+    old = unet.conv_in
+    new = nn.Conv2d(
+        old.in_channels + extra_channels,
+        old.out_channels,
+        old.kernel_size,
+        old.stride,
+        old.padding,
+    )
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels] = old.weight
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    unet.register_to_config(in_channels=new.in_channels)
+
+
 class GuidanceInjector:
     """Adds the fused guidance to a UNet through a forward hook, so diffusers' UNet is used as is.
 

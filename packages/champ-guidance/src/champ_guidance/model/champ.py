@@ -13,7 +13,7 @@ import importlib
 import torch
 from torch import nn
 
-from champ_guidance.model.backbone import GuidanceInjector, load_backbone
+from champ_guidance.model.backbone import GuidanceInjector, load_backbone, widen_conv_in
 from champ_guidance.model.guidance import build_guidance_encoder
 from champ_guidance.model.image_encoder import ReferenceImageEncoder
 from champ_guidance.model.reference_attention import ReferenceContext, install_reference_attention
@@ -62,6 +62,7 @@ class ChampModel(nn.Module):
         temporal: dict,
         guidance_plugins: list[str] = (),
         gradient_checkpointing: bool = False,
+        reference_concat: bool = False,
     ):
         super().__init__()
         for module in guidance_plugins:  # modules that register custom guidance encoders
@@ -74,6 +75,9 @@ class ChampModel(nn.Module):
         self.reference_unet, self.denoising_unet, self.codec = load_backbone(
             pretrained_model_name_or_path, tiny_unet, resolution
         )
+        self.reference_concat = reference_concat
+        if reference_concat:
+            widen_conv_in(self.denoising_unet, self.codec.channels)
         self.context = ReferenceContext()
         install_reference_attention(self.reference_unet, self.denoising_unet, self.context)
         self.injector = GuidanceInjector(self.denoising_unet, guidance_embedding_channels)
@@ -138,7 +142,7 @@ class ChampModel(nn.Module):
         t0 = torch.zeros(reference.shape[0], dtype=torch.long, device=reference.device)
         self.reference_unet(latents, t0, encoder_hidden_states=clip)
         bank, self.context.bank = self.context.bank, {}
-        return {"clip": clip, "bank": bank, "keep": keep.to(reference.dtype)}
+        return {"clip": clip, "bank": bank, "latent": latents, "keep": keep.to(reference.dtype)}
 
     def encode_conditions(
         self, reference: torch.Tensor, guidance: dict, keep: torch.Tensor
@@ -149,7 +153,8 @@ class ChampModel(nn.Module):
 
     @staticmethod
     def unconditional(cond: dict) -> dict:
-        """CFG's unconditional branch: no CLIP embedding, no reference bank, same guidance."""
+        """CFG's unconditional branch: no CLIP embedding, reference bank or reference latent;
+        the same guidance."""
         return {
             **cond,
             "clip": torch.zeros_like(cond["clip"]),
@@ -169,6 +174,9 @@ class ChampModel(nn.Module):
             frames,
         )
         self.injector.pending = cond["guidance"]
+        if self.reference_concat:  # dropped references (keep = 0) concatenate zeros
+            latent = cond["latent"] * cond["keep"].view(-1, 1, 1, 1).to(cond["latent"].dtype)
+            x = torch.cat([x, latent.to(x.dtype).repeat_interleave(frames, dim=0)], dim=1)
         try:
             out = self.denoising_unet(
                 x, t, encoder_hidden_states=cond["clip"].repeat_interleave(frames, dim=0)
