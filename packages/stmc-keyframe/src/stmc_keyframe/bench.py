@@ -1,22 +1,31 @@
 """``make bench MODEL=stmc-keyframe``: the PERFORMANCE.md workloads of this package.
 
-Rows: a denoiser training step (batch 32, 200 frames, 27.0M parameters, AdamW) and STMC
-sampling of a 3-interval 12 s timeline (240 frames) with CFG 2.5 at 100 steps (cond and
-uncond of every crop in one batched forward). ``quick=1`` shrinks both to seconds.
+Rows: a denoiser training step (batch 32, 200 frames, 27.0M parameters, AdamW) in fp32 and under
+bf16 autocast, and STMC sampling of a 3-interval 12 s timeline (240 frames) with CFG 2.5:
+DDPM at 100 steps (fp32 and bf16) and DPM-Solver++ on the x0 prediction at ``dpm_steps`` steps.
+Every row runs in a fresh spawned process that reports its wall times and its peak RSS, so the
+memory column is the workload's own. Options (``make bench ARGS="k=v ..."``): ``quick=1``
+shrinks everything to seconds; ``repeats`` (default 2) timed training steps after one warm-up
+step (sampling rows: ``repeats - 1``, at least one, without warm-up); ``dpm_steps`` (default 20).
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import resource
+import statistics
+import time
+
 import torch
 
-from motioncore.bench import peak_rss_gb, time_fn
 from stmc_keyframe.model.denoiser import TransformerDenoiser
-from stmc_keyframe.timeline import parse_timeline, sample_timeline
+from stmc_keyframe.timeline import parse_timeline, process_timeline, sample_timeline
 
 TIMELINE = """a person walks forward # 0 # 5 # legs
 a person waves with the right hand # 3 # 8 # right arm
 a person jumps in place # 7.5 # 12 # legs
 """
+UPSTREAM_TRAIN_S, UPSTREAM_SAMPLE_S = 8.68, 20.3
 
 
 class _Module:
@@ -44,7 +53,18 @@ def _sizes(quick: bool) -> dict:
     return {}
 
 
-def _train_step(quick: bool):
+def _flops_per_token(net: TransformerDenoiser) -> int:
+    """Multiply-adds x 2 of the matmuls one frame token goes through (attention scores aside)."""
+    enc = sum(p.numel() for n, p in net.encoder.named_parameters() if p.ndim == 2)
+    return 2 * (enc + net.input.weight.numel() + net.output.weight.numel())
+
+
+def _attention_flops(net: TransformerDenoiser, b: int, n: int) -> int:
+    layers = len(net.encoder.layers)
+    return 4 * b * n * n * net.input.out_features * layers  # QK^T and AV
+
+
+def _train_step(quick: bool, bf16: bool):
     torch.manual_seed(0)
     net = TransformerDenoiser(tx_dim=512, dropout=0.1, keyframe_conditioned=True, **_sizes(quick))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
@@ -55,43 +75,114 @@ def _train_step(quick: bool):
     t = torch.randint(0, 100, (b,))
 
     def step():
-        loss = (net(x, t, cond) - x).pow(2).mean()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            out = net(x, t, cond)
+        loss = (out.float() - x).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
 
+    tokens = n + 2 + net.nb_registers
+    flops = 3 * (b * tokens * _flops_per_token(net) + _attention_flops(net, b, tokens))
     params = sum(p.numel() for p in net.parameters())
-    tokens = b * (n + 4)
-    return step, 6 * params * tokens, params, f"batch {b}, {n} frames"
+    return step, flops, params, b, n
 
 
-def _bench_train(quick: bool) -> None:
-    _train_step(quick)[0]()
-
-
-def benchmarks(quick: int | str = 0, **_) -> list[dict]:
-    quick = bool(int(quick))
-    step, flops, params, what = _train_step(quick)
-    t = time_fn(step, repeats=2 if quick else 5, warmup=1)
-    rows = [{
-        "name": f"train step ({what}, {params / 1e6:.1f}M params, AdamW)", "seconds": t["median_s"],
-        "flops": flops, "peak_mem_gb": peak_rss_gb(_bench_train, quick),
-        "upstream_seconds": None if quick else 8.68, "target_ratio": 0.6,
-        "notes": "6 * params * tokens FLOPs (attention excluded)",
-    }]  # fmt: skip
-    steps = 5 if quick else 100
+def _sampling(quick: bool, sampler: str, steps: int, bf16: bool):
+    torch.manual_seed(0)
     module = _Module(TransformerDenoiser(tx_dim=512, dropout=0.0, **_sizes(quick)), steps)
     intervals = parse_timeline(TIMELINE)
 
     def run():
         with torch.inference_mode():
             sample_timeline(module, intervals, guidance_scale=2.5, num_steps=steps,
-                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+                            sampler=sampler, bf16=bf16, generator=torch.Generator().manual_seed(0))  # fmt: skip
 
-    t = time_fn(run, repeats=1 if quick else 3, warmup=1)
-    rows.append({
-        "name": f"STMC timeline sampling (3 intervals, 12 s, CFG 2.5, {steps} steps, batch 1)",
-        "seconds": t["median_s"], "upstream_seconds": None if quick else 20.3, "target_ratio": 0.5,
-        "notes": "all crops (text + transitions) and cond/uncond in one batched forward per step",
-    })  # fmt: skip
+    # FLOPs of the forwards actually run: text crops twice (CFG), text-less crops once
+    plan = process_timeline(intervals)
+    per_tok, prefix = _flops_per_token(module.denoiser), 2 + module.denoiser.nb_registers
+    lengths = [(c.end - c.start, bool(c.text)) for c in plan.crops]
+    flops = 0
+    for guided in (True, False):
+        group = [n for n, g in lengths if g == guided]
+        if group:
+            b, w = len(group) * (2 if guided else 1), max(group) + prefix
+            flops += b * w * per_tok + _attention_flops(module.denoiser, b, w)
+    return run, flops * steps
+
+
+def _child(conn, builder, args, repeats, warmup):
+    try:
+        fn = builder(*args)[0]
+        times = []
+        for _ in range(warmup + repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+        conn.send((times[warmup:], peak))
+    except BaseException as e:  # report, do not hang the parent
+        conn.send(f"error: {type(e).__name__}: {e}")
+
+
+def _timed(builder, args: tuple, repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(median seconds over ``repeats`` runs after ``warmup`` runs, peak RSS GB) of
+    ``builder(*args)[0]()`` in a fresh spawned process (threads as in the parent)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, builder, args, repeats, warmup))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    if isinstance(result, str):
+        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
+    times, peak = result
+    return statistics.median(times), peak
+
+
+def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | str = 20, **kw):
+    if kw:
+        raise ValueError(f"unknown bench options {sorted(kw)}; use quick, repeats, dpm_steps")
+    quick, reps, dpm = bool(int(quick)), int(repeats), int(dpm_steps)
+    rows = []
+    for bf16 in (False, True):
+        _, flops, params, b, n = _train_step(quick, bf16)
+        seconds, peak = _timed(_train_step, (quick, bf16), reps)
+        rows.append({
+            "name": f"train step (batch {b}, {n} frames, {params / 1e6:.1f}M params, AdamW, "
+            f"{'bf16 autocast' if bf16 else 'fp32'})",
+            "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
+            "upstream_seconds": None if quick else UPSTREAM_TRAIN_S, "target_ratio": 0.6,
+            "notes": f"{b / seconds:.2f} train samples/s; FLOPs = 3 x forward matmuls incl. "
+            f"attention scores; load average {_load()}",
+        })  # fmt: skip
+    steps = 5 if quick else 100
+    for sampler, n_steps, bf16, target in (
+        ("ddpm", steps, False, 0.5),
+        ("ddpm", steps, True, 0.5),
+        ("dpmsolver++", max(2, dpm // 4) if quick else dpm, True, 0.25),
+    ):
+        _, flops = _sampling(quick, sampler, n_steps, bf16)
+        # a sampling run is n_steps forwards: one timed run without warm-up is steady state
+        seconds, peak = _timed(_sampling, (quick, sampler, n_steps, bf16), max(1, reps - 1), 0)
+        rows.append({
+            "name": f"STMC timeline sampling (3 intervals, 12 s, CFG 2.5, {sampler} {n_steps} "
+            f"steps, batch 1, {'bf16 autocast' if bf16 else 'fp32'})",
+            "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
+            "upstream_seconds": None if quick else UPSTREAM_SAMPLE_S, "target_ratio": target,
+            "notes": "10 crops: 6 text crops (cond+uncond) in one forward, 4 text-less crops "
+            "(cond == uncond) once in a second forward, each padded to its own longest crop; "
+            "upstream: DDPM-100 fp32, cond and uncond as two calls per step"
+            + ("; DPM-Solver++(2M) steps the stitched x0 (quality vs DDPM-100 not measured: "
+               "random weights)" if sampler != "ddpm" else "")
+            + f"; load average {_load()}",
+        })  # fmt: skip
     return rows
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"

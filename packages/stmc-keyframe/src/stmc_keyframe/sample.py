@@ -97,7 +97,7 @@ def run_sample(cfg: DictConfig) -> list[str]:
                 module, intervals, FPS, float(cfg.overlap_s),
                 guidance_scale=float(cfg.guidance_scale or module.d["guidance_scale"]),
                 num_steps=cfg.num_steps, posterior_noise=cfg.posterior_noise or module.d["posterior_noise"],
-                generator=g,
+                generator=g, sampler=cfg.get("timeline_sampler") or "ddpm", bf16=bool(cfg.get("bf16")),
             )  # fmt: skip
             feats = module.denormalize(x)
             joints = smplrifke.decode(feats).joints

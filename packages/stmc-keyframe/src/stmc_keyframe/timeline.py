@@ -4,9 +4,10 @@ per-crop denoising collage with DiffCollage transitions (Zhang et al. 2023).
 Timeline file: one interval per line, ``text # start_s # end_s # part [# part ...]`` (parts may
 also be comma separated; none = whole body). Blank lines and ``%``/``;`` comments are skipped.
 
-Each step denoises every text crop (with CFG) and every unconditional transition crop in one
-batch, stitches the x0 crops per body part in feature space (adding the crops, subtracting the
-transitions on their overlaps), then takes one DDPM posterior step on the whole sequence.
+Each step denoises every text crop (cond and uncond in one batch) and, in a second batch, every
+crop without text (transitions: cond == uncond, so no guidance pass), stitches the x0 crops per
+body part in feature space (adding the crops, subtracting the transitions on their overlaps),
+then takes one DDPM posterior step (or a DDIM / DPM-Solver++ step) on the whole sequence.
 """
 
 from __future__ import annotations
@@ -184,6 +185,53 @@ def posterior_step(
     return c0 * x0 + ct * x_t + scale * noise
 
 
+def _crop_groups(plan: Plan) -> list[tuple[list[int], bool]]:
+    """Crops denoised together: ``(crop indices, needs CFG)``. Crops with an empty text (the
+    transitions and any uncovered span) have cond == uncond, so guidance leaves their output
+    unchanged and they run once, unguided; each group is padded only to its own longest crop."""
+    texted = [i for i, c in enumerate(plan.crops) if c.text]
+    empty = [i for i, c in enumerate(plan.crops) if not c.text]
+    return [(ids, guided) for ids, guided in ((texted, True), (empty, False)) if ids]
+
+
+def denoise_crops(
+    module,
+    plan: Plan,
+    x: torch.Tensor,
+    t: int,
+    text: torch.Tensor,
+    null_text: torch.Tensor,
+    guidance_scale: float,
+    fast: bool = True,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """Guided x0 of every crop of ``x`` [n, F] at step ``t``: [C, L, F] (L = longest crop).
+
+    ``fast=False`` is the plain reference: all crops, padded to the longest, cond and uncond in
+    one batch. ``fast=True`` runs :func:`_crop_groups` (same result up to float rounding).
+    ``bf16`` runs the denoiser under bf16 autocast (device type of ``x``)."""
+    device, f = x.device, x.shape[-1]
+    lengths = [c.end - c.start for c in plan.crops]
+    width = max(lengths)
+    groups = _crop_groups(plan) if fast else [(list(range(len(plan.crops))), True)]
+    out = x.new_zeros(len(plan.crops), width, f)
+    for ids, guided in groups:
+        w = max(lengths[i] for i in ids)
+        crops = x.new_zeros(len(ids), w, f)
+        for j, i in enumerate(ids):
+            crops[j, : lengths[i]] = x[plan.crops[i].start : plan.crops[i].end]
+        valid = length_mask(torch.tensor([lengths[i] for i in ids]), w).to(device)
+        index = torch.tensor(ids, device=device)
+        cond = {"text": text[index], "valid": valid,
+                "obs_mask": torch.zeros(len(ids), w, f, dtype=torch.bool, device=device)}  # fmt: skip
+        uncond = {**cond, "text": null_text[index]} if guided else None
+        tt = torch.full((len(ids),), t, dtype=torch.long, device=device)
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            pred = guided_output(module.denoiser, crops, tt, cond, uncond, guidance_scale)
+        out[index, :w] = module.schedule.predict_x0(pred.float(), crops, tt)
+    return out
+
+
 @torch.no_grad()
 def sample_timeline(
     module,
@@ -194,32 +242,41 @@ def sample_timeline(
     num_steps: int | None = None,
     posterior_noise: str = "std",
     generator: torch.Generator | None = None,
+    sampler: str = "ddpm",
+    bf16: bool = False,
+    fast: bool = True,
 ) -> torch.Tensor:
     """STMC sampling; returns normalised features [n, 205]. ``module`` is a trained
-    :class:`~stmc_keyframe.module.StmcKeyframeModule` (for its denoiser, schedule and text)."""
+    :class:`~stmc_keyframe.module.StmcKeyframeModule` (for its denoiser, schedule and text).
+
+    ``sampler="ddpm"`` is STMC's posterior step (``posterior_noise`` picks its noise scale);
+    ``"ddim"`` / ``"dpmsolver++"`` step the stitched x0 with the diffusers scheduler (DPM-Solver++
+    works on x0 directly, so 20-25 steps replace 100). ``bf16``: bf16 autocast for the denoiser;
+    ``fast``: see :func:`denoise_crops`."""
     if posterior_noise not in ("std", "upstream"):
         raise ValueError("posterior_noise must be 'std' or 'upstream'")
+    if sampler not in ("ddpm", "ddim", "dpmsolver++"):
+        raise ValueError(f"sampler={sampler!r} is unknown; use 'ddpm', 'ddim' or 'dpmsolver++'")
     plan = process_timeline(intervals, fps, overlap_s)
     device = module.device
-    lengths = torch.tensor([c.end - c.start for c in plan.crops])
-    width = int(lengths.max())
-    valid = length_mask(lengths, width).to(device)
     f = smplrifke.N_FEATS
-    cond = {"text": module.encode_text([c.text for c in plan.crops]), "valid": valid,
-            "obs_mask": torch.zeros(len(plan.crops), width, f, dtype=torch.bool, device=device)}  # fmt: skip
-    uncond = {**cond, "text": module.encode_text([""] * len(plan.crops))}
-    sched = module.schedule.make_scheduler("ddpm")
+    text = module.encode_text([c.text for c in plan.crops])
+    null_text = module.encode_text([""] * len(plan.crops))
+    sched = module.schedule.make_scheduler(sampler)
     sched.set_timesteps(num_steps or module.d["num_steps"])
     steps = [int(s) for s in sched.timesteps]
     abar = module.schedule.alphas_cumprod.double()
-    x = torch.randn(plan.n_frames, f, generator=generator).to(device)
+    x = torch.randn(plan.n_frames, f, generator=generator).to(device) * sched.init_noise_sigma
     for k, t in enumerate(steps):
-        crops = torch.zeros(len(plan.crops), width, f, device=device)
-        for c, crop in enumerate(plan.crops):
-            crops[c, : crop.end - crop.start] = x[crop.start : crop.end]
-        tt = torch.full((len(plan.crops),), t, dtype=torch.long, device=device)
-        out = guided_output(module.denoiser, crops, tt, cond, uncond, guidance_scale)
-        x0 = combine(plan, module.schedule.predict_x0(out, crops, tt))
+        x0_crops = denoise_crops(
+            module, plan, x, t, text, null_text, guidance_scale, fast=fast, bf16=bf16
+        )
+        x0 = combine(plan, x0_crops)
+        if sampler != "ddpm":
+            tt = torch.full((1,), t, dtype=torch.long, device=device)
+            out = module.schedule.output_from_x0(x0[None], x[None], tt)[0]
+            x = sched.step(out, t, x, generator=generator).prev_sample
+            continue
         if k == len(steps) - 1:
             return x0
         s = steps[k + 1]
