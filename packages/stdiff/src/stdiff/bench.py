@@ -1,26 +1,31 @@
 """``make bench MODEL=stdiff``: the kitti_range workloads of PERFORMANCE.md at 64 x 512.
 
 Rows (kwargs from ``make bench ARGS="k=v"``):
-- UNet forward of one 64 x 512 frame, fp32 and bf16 autocast (SDPA attention);
-- seconds per predicted frame for DDPM-100 and DPM-Solver++-20: motion branch + ``sample_steps``
-  timed denoising steps (SPADE gamma/beta cached over steps), extrapolated to the full step count
-  and labelled so; ``sample_steps=100`` measures DDPM-100 without extrapolation;
-- training step, batch 1, 3 observed + 3 predicted frames (AdamW), only with ``train=1``: it takes
-  minutes and ~10 GB on a 2-core CPU;
-- training samples/s of the quickstart model (always; seconds).
-FLOPs per call come from torch's FlopCounterMode on the ``meta`` device (no compute).
+- UNet forward of one 64 x 512 frame, fp32 and bf16 autocast (diffusers' SDPA attention);
+- seconds per predicted frame for DDPM-100 and DPM-Solver++-20 (bf16 autocast, SPADE gamma/beta
+  cached over the steps of a frame): motion branch + ``sample_steps`` timed denoising steps,
+  extrapolated linearly to the full step count and labelled so; ``sample_steps=99`` measures
+  DDPM-100 without extrapolation;
+- training step, batch 1, 3 observed + 3 predicted frames (AdamW), only with ``train=1`` (minutes
+  on a 2-core CPU): ``train_bf16`` (default 1) bf16 autocast, ``checkpointing`` (default 1)
+  gradient checkpointing of the UNet's ResNet blocks, ``train_warmup`` (default 1) untimed steps;
+- training step of the quickstart model (seconds).
+Each heavy row runs in a fresh spawned process that reports its own timings and peak RSS
+(``peak_mem_gb``). FLOPs come from torch's FlopCounterMode on the ``meta`` device (no compute):
+a denoising step with cached SPADE excludes the SPADE heads' FLOPs.
 """
 
 from __future__ import annotations
 
-import functools
+import multiprocessing as mp
+import resource
+import statistics
+import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
-
-from motioncore.bench import peak_rss_gb, time_fn
 
 CONFIGS = Path(__file__).parent / "configs"
 UPSTREAM_UNET_S, UPSTREAM_FRAME_S, UPSTREAM_TRAIN_S = 7.3, 730.0, 92.0
@@ -30,15 +35,14 @@ def _model_cfg(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / f"{name}.yaml"), resolve=True)
 
 
-@functools.cache
-def _module(name: str = "kitti_range", device: str = "cpu"):
+def _module(name: str = "kitti_range", device: str = "cpu", **kw):
     from stdiff.module import STDiffModule
 
     cfg = _model_cfg(name)
     cfg.pop("_target_")
     torch.manual_seed(0)
     with torch.device(device):
-        return STDiffModule(**cfg).eval()
+        return STDiffModule(**cfg, **kw).eval()
 
 
 def _inputs(device="cpu", frames: int = 1):
@@ -49,13 +53,6 @@ def _inputs(device="cpu", frames: int = 1):
     return x, t, m
 
 
-def _unet_forward(bf16: bool, device: str = "cpu"):
-    unet = _module(device=device).model.unet
-    x, t, m = _inputs(device)
-    with torch.no_grad(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-        return unet(x, t, m)
-
-
 def _train_batch(device="cpu"):
     g = torch.Generator().manual_seed(0)
     frames = torch.rand(1, 6, 1, 64, 512, generator=g).to(device) * 2 - 1
@@ -63,107 +60,174 @@ def _train_batch(device="cpu"):
     return {"vo": frames[:, :3], "idx_o": times[:, :3], "vp": frames[:, 3:], "idx_p": times[:, 3:]}
 
 
-def _train_step(name: str = "kitti_range", batch=None):
-    module = _module(name).train()
-    opt = torch.optim.AdamW(module.parameters(), lr=1e-4, betas=(0.95, 0.999))
-    loss = module.diffusion_loss(batch if batch is not None else _train_batch())
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
-def _meta_flops(fn) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def _unet_flops() -> int:
+def _unet_flops() -> tuple[int, int]:
+    """(FLOPs of one 64 x 512 UNet forward, of which the SPADE heads) on the meta device."""
     unet = _module(device="meta").model.unet
     x, t, m = _inputs("meta")
-    return _meta_flops(lambda: unet(x, t, m))
+    counter = FlopCounterMode(display=False, depth=None)
+    with counter:
+        unet(x, t, m)
+    spade = sum(
+        sum(v.values()) for k, v in counter.get_flop_counts().items() if k.endswith(".spade")
+    )
+    return counter.get_total_flops(), spade
 
 
-def _sample_frame(sampler: str, steps: int, bf16: bool):
-    module = _module()
+# ---- workloads, each run in a fresh process by _in_child -----------------------------------
+def _times(fn, repeats: int, warmup: int) -> list[float]:
+    out = []
+    for _ in range(warmup + repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out[warmup:]
+
+
+def _w_unet(bf16: bool, repeats: int) -> list[float]:
+    unet = _module().model.unet
+    x, t, m = _inputs()
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return unet(x, t, m)
+
+    return _times(forward, repeats, warmup=1)
+
+
+def _sample_frame(module, steps: int) -> None:
     b = _train_batch()
     g = torch.Generator().manual_seed(0)
-    return module.predict(
-        b["vo"],
-        b["idx_o"],
-        b["idx_p"][:, :1],
-        1,
-        sampler=sampler,
-        num_steps=steps,
-        generator=g,
-        bf16=bf16,
-    )
+    module.predict(b["vo"], b["idx_o"], b["idx_p"][:, :1], 1, sampler="ddpm", num_steps=steps,
+                   generator=g, bf16=True)  # fmt: skip
+
+
+def _w_sample(steps: int) -> tuple[float, float]:
+    """(seconds of a frame with 1 denoising step, with ``steps + 1``), after a warm-up frame."""
+    module = _module()
+    one = _times(lambda: _sample_frame(module, 1), 1, warmup=1)[0]
+    more = _times(lambda: _sample_frame(module, steps + 1), 1, warmup=0)[0]
+    return one, more
+
+
+def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> list[float]:
+    module = _module(gradient_checkpointing=checkpointing).train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-4, betas=(0.95, 0.999))
+    batch = _train_batch()
+
+    def step():
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = module.diffusion_loss(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return _times(step, repeats, warmup)
+
+
+def _child(conn, fn, args):
+    try:
+        result = fn(*args)
+        conn.send((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
+    except BaseException as e:  # report, do not hang the parent
+        conn.send(f"error: {type(e).__name__}: {e}")
+
+
+def _in_child(fn, *args):
+    """``(fn(*args), peak RSS GB)`` from a fresh spawned process (threads as in the parent)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    if isinstance(result, str):
+        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
+    return result
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def benchmarks(
-    quick: str = "0", train: str = "0", sample_steps: str = "2", repeats: str = "3", **kw
+    quick: str = "0",
+    train: str = "0",
+    sample_steps: str = "2",
+    repeats: str = "2",
+    train_bf16: str = "1",
+    checkpointing: str = "1",
+    train_warmup: str = "1",
+    **kw,
 ) -> list[dict]:
     if kw:
         raise ValueError(
-            f"unknown bench options {sorted(kw)}; use quick, train, sample_steps, repeats"
+            f"unknown bench options {sorted(kw)}; use quick, train, sample_steps, repeats, "
+            "train_bf16, checkpointing, train_warmup"
         )
-    torch.manual_seed(0)
     reps, steps = int(repeats), int(sample_steps)
     rows = []
-    unet_flops = _unet_flops()
-    for bf16 in (False, True):
-        label = "bf16 autocast" if bf16 else "fp32"
-        t = time_fn(lambda bf16=bf16: _unet_forward(bf16), repeats=reps, warmup=1)
-        rows.append(
-            {
-                "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
-                "seconds": t["median_s"],
-                "flops": unet_flops,
-                "upstream_seconds": UPSTREAM_UNET_S,
-                "target_ratio": 0.5,
-                "notes": "204M-parameter model; upstream 7.3 s / 2.8 GB (materialised 8192^2 scores)",
-            }
-        )
     if quick != "1":
-        rows[0]["peak_mem_gb"] = peak_rss_gb(_unet_forward, False)
-        rows[1]["peak_mem_gb"] = peak_rss_gb(_unet_forward, True)
+        unet_flops, spade_flops = _unet_flops()
+        step_flops = unet_flops - spade_flops
+        for bf16 in (False, True):
+            label = "bf16 autocast" if bf16 else "fp32"
+            times, peak = _in_child(_w_unet, bf16, reps)
+            rows.append({
+                "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
+                "seconds": statistics.median(times), "flops": unet_flops, "peak_mem_gb": peak,
+                "upstream_seconds": UPSTREAM_UNET_S, "target_ratio": 0.5,
+                "notes": f"204M-parameter model; {unet_flops / 1e9:.0f} GFLOP of which "
+                f"{spade_flops / 1e9:.0f} in the 27 SPADE heads; upstream 7.3 s / 2.8 GB "
+                f"(materialised 8192^2 scores); median of {reps} after 1 warm-up; "
+                f"load average {_load()}",
+            })  # fmt: skip
 
-    # seconds per predicted frame: motion branch + `steps` denoising steps, extrapolated
-    motion = time_fn(lambda: _sample_frame("ddpm", 1, True), repeats=1, warmup=1)["median_s"]
-    timed = time_fn(lambda: _sample_frame("ddpm", steps + 1, True), repeats=1, warmup=0)["median_s"]
-    per_step = (timed - motion) / steps
-    overhead = motion - per_step  # SDE + context encoding + SPADE heads, once per frame
-    for sampler, total in (("ddpm", 100), ("dpmsolver++", 20)):
-        exact = total == steps + 1
-        rows.append(
-            {
-                "name": f"predict 1 frame 64x512, {sampler} {total} steps, bf16 + SDPA + cached SPADE",
+        # seconds per predicted frame: motion branch + `steps` denoising steps, extrapolated
+        (one, more), peak = _in_child(_w_sample, steps)
+        per_step = (more - one) / steps
+        overhead = one - per_step  # SDE + context encoding + SPADE heads, once per frame
+        load = _load()
+        for sampler, total in (("ddpm", 100), ("dpmsolver++", 20)):
+            exact = sampler == "ddpm" and total == steps + 1
+            rows.append({
+                "name": f"predict 1 frame 64x512, {sampler} {total} steps, bf16 + SDPA + "
+                "cached SPADE",
                 "seconds": overhead + total * per_step,
-                "flops": unet_flops * total,
+                "flops": step_flops * total + spade_flops, "peak_mem_gb": peak,
                 "upstream_seconds": UPSTREAM_FRAME_S,
-                "target_ratio": 0.1,
+                "target_ratio": None if sampler == "ddpm" else 0.1,
                 "notes": (
                     "measured"
                     if exact
-                    else f"extrapolated: {steps} timed UNet steps ({per_step:.2f} s each) + "
-                    f"{overhead:.2f} s motion/SPADE per frame; upstream is DDPM-100 fp32"
-                ),
-            }
-        )
+                    else f"EXTRAPOLATED linearly: {steps} timed UNet steps ({per_step:.2f} s "
+                    f"each, {step_flops / 1e9:.0f} GFLOP with cached SPADE) + {overhead:.2f} s "
+                    "motion SDE/SPADE per frame"
+                )
+                + "; upstream is DDPM-100 fp32 (730 s); target <= 0.1 for a frame of equal "
+                "quality (DPM-Solver-20); quality vs DDPM-100 not measured (random weights); "
+                f"load average {load}",
+            })  # fmt: skip
 
     if train == "1":
-        t = time_fn(_train_step, repeats=1, warmup=1)
-        rows.append(
-            {
-                "name": "kitti_range training step, batch 1, 3 obs + 3 pred frames, fp32 AdamW",
-                "seconds": t["median_s"],
-                "peak_mem_gb": peak_rss_gb(_train_step),
-                "upstream_seconds": UPSTREAM_TRAIN_S,
-                "target_ratio": 0.5,
-                "notes": f"{3 / t['median_s']:.3f} predicted frames/s; upstream 90-94 s, 21.9 GB",
-            }
-        )
+        bf16, ckpt = train_bf16 == "1", checkpointing == "1"
+        warm = int(train_warmup)
+        times, peak = _in_child(_w_train, bf16, ckpt, 1, warm)
+        what = ("bf16 autocast" if bf16 else "fp32") + (" + gradient checkpointing" if ckpt else "")
+        rows.append({
+            "name": f"kitti_range training step, batch 1, 3 obs + 3 pred frames, AdamW, {what}",
+            "seconds": times[0], "peak_mem_gb": peak,
+            "flops": 3 * 3 * unet_flops if quick != "1" else None,
+            "upstream_seconds": UPSTREAM_TRAIN_S, "target_ratio": 0.5,
+            "notes": f"step {warm + 1} of a fresh process ({warm} warm-up steps); "
+            f"{3 / times[0]:.3f} predicted frames/s; "
+            "FLOPs = 3 x 3 UNet forwards (recomputation not counted); upstream 90-94 s, "
+            f"21.9 GB, target <= 1/3 memory (7.3 GB); load average {_load()}",
+        })  # fmt: skip
+
     q = {
         "vo": torch.rand(6, 3, 1, 32, 32) * 2 - 1,
         "idx_o": torch.arange(3.0).repeat(6, 1),
@@ -171,14 +235,12 @@ def benchmarks(
         "idx_p": torch.tensor([[3.0, 5.0]]).repeat(6, 1),
     }
     quick_module = _quickstart_module()
-    t = time_fn(lambda: _quick_step(quick_module, q), repeats=reps, warmup=1)
-    rows.append(
-        {
-            "name": "quickstart training step, batch 6 clips x 2 frames at 32x32",
-            "seconds": t["median_s"],
-            "notes": f"{6 / t['median_s']:.1f} train clips/s",
-        }
-    )
+    times = _times(lambda: _quick_step(quick_module, q), max(reps, 3), warmup=1)
+    seconds = statistics.median(times)
+    rows.append({
+        "name": "quickstart training step, batch 6 clips x 2 frames at 32x32",
+        "seconds": seconds, "notes": f"{6 / seconds:.1f} train clips/s; load average {_load()}",
+    })  # fmt: skip
     return rows
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from diffusers import UNet2DModel
 from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
@@ -128,6 +129,30 @@ class UNet2DMotionCond(nn.Module):
             yield
         finally:
             self._state.cache = None
+
+    def enable_gradient_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each ResNet block in backward instead of storing its activations
+        (diffusers' block-level checkpointing, non-reentrant). The SPADE heads read the motion
+        map from shared state, which is cleared after the forward, so every checkpointed call
+        captures it and restores it while it is recomputed."""
+        if not enable:
+            self.unet.disable_gradient_checkpointing()
+            return
+        state = self._state
+
+        def checkpointed(module, *args):
+            feat = state.feat
+
+            def run(*inputs):
+                saved, state.feat = state.feat, feat
+                try:
+                    return module(*inputs)
+                finally:
+                    state.feat = saved
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        self.unet.enable_gradient_checkpointing(checkpointed)
 
     def forward(self, sample: Tensor, timestep: Tensor, m_feat: Tensor) -> Tensor:
         if m_feat.ndim != 4 or m_feat.shape[1] != self.m_channels:
