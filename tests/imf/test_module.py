@@ -136,3 +136,20 @@ def test_fp16_is_rejected_and_bf16_autocast_trains(tiny_module_kwargs):
         trainer.fit(module, DataLoader(OnePair(), batch_size=4))
     assert trainer.global_step == 1
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_cosine_schedule_decays_both_learning_rates(tiny_module_kwargs):
+    kwargs = {**tiny_module_kwargs, "lr_schedule": "cosine", "lr_min_ratio": 0.1}
+    module = IMFModule(**kwargs)
+    assert module.lr_factor(0, 10) == 1.0
+    assert module.lr_factor(5, 10) == pytest.approx(0.55)
+    assert module.lr_factor(10, 10) == pytest.approx(0.1)
+    assert IMFModule(**tiny_module_kwargs).lr_factor(5, 10) == 1.0  # constant (the default)
+    trainer = _fit(module, 4)
+    opt_g, opt_d = trainer.optimizers
+    # The last step (global step 3 of 4) ran with the cosine factor of step 3.
+    factor = module.lr_factor(3, 4)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(module.hparams.lr_g * factor)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(module.hparams.lr_d * factor)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        IMFModule(**{**tiny_module_kwargs, "lr_schedule": "linear"})
