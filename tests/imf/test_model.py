@@ -84,6 +84,26 @@ def test_generator_shapes_and_range(tiny_generator_kwargs, size):
     assert tokens.shape == (2, tiny_generator_kwargs["token_dim"])
 
 
+def test_flop_counter_runs_on_inference_and_codec_decode(tiny_generator_kwargs):
+    """make bench counts FLOPs of no_grad reconstruction; module hooks must accept every input
+    (a parameter view made under no_grad used to trip FlopCounterMode's module tracker)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gen = IMFGenerator(**tiny_generator_kwargs).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        full, cached = FlopCounterMode(display=False), FlopCounterMode(display=False)
+        with full:
+            out = gen(x, x.flip(0))
+        cache = gen.encode_reference(x[:1])
+        with cached:
+            decoded = gen.decode(cache, gen.encode_tokens(x))
+        torch.testing.assert_close(decoded, gen(x, x[:1].expand(2, -1, -1, -1)))
+    assert out.shape == x.shape
+    # The cached decode skips E_F and the reference's E_T and IMF_D.
+    assert 0 < cached.get_total_flops() < full.get_total_flops()
+
+
 @pytest.mark.slow
 def test_paper_generator_levels_match_reference_shapes():
     gen = IMFGenerator(image_size=256)

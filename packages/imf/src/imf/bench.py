@@ -2,19 +2,25 @@
 
 Rows follow PERFORMANCE.md: the paper-sized model at 256 px, batch 1 (train iteration: upstream
 15.5 s / 9.8 GB; reconstruction: 4.55 s / 2.5 GB per frame), in fp32 and with bf16 autocast,
-reconstruction at 64/128/256/512 px (upstream only runs at 256), and the quickstart model's
-iteration at 64 px. ``quick=1`` shrinks the paper model to a fast smoke of the same code paths.
+reconstruction at 64/128/256/512 px (upstream only runs at 256), the paper model's iteration
+at 64 px and the quickstart model's iteration at 64 px (batch 16). Rows carry iterations/s or
+frames/s, FLOPs per call (``tools/bench.py`` turns them into GFLOP/s and fractions of the
+machine's matmul peak) and the peak RSS of a fresh process running the workload. ``quick=1``
+shrinks the paper model to a smoke of the same code paths; ``repeats=N`` sets timed calls per
+row, ``memory=0`` skips the memory subprocesses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing as mp
+import sys
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from imf.module import IMFModule
-from motioncore.bench import peak_rss_gb, time_fn
+from motioncore.bench import time_fn
 
 UPSTREAM_TRAIN_S, UPSTREAM_RECON_S = 15.5, 4.55
 PAPER = dict(image_size=256)
@@ -111,6 +117,31 @@ def _flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def _hwm_child(conn, fn, args) -> None:
+    try:
+        fn(*args)
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        conn.send(kb / 1024**2)
+    except BaseException as e:  # report, do not hang the parent
+        conn.send(f"error: {type(e).__name__}: {e}")
+
+
+def peak_rss_gb(fn, *args) -> float:
+    """Peak RSS (GB) of a fresh spawned process running ``fn(*args)``, read from the child's
+    own ``VmHWM``. motioncore's helper reads ``ru_maxrss``, which Linux carries over fork+exec
+    from the parent, so there every row reports at least the bench process's own peak."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_hwm_child, args=(child, fn, args))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    if isinstance(result, str):
+        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
+    return float(result)
+
+
 def _memory_train(generator: dict, paper_losses: bool, batch_size: int, bf16: bool) -> None:
     torch.set_num_threads(2)
     fn = train_iteration_fn(build(generator, paper_losses), batch_size, bf16)
@@ -123,59 +154,132 @@ def _memory_recon(generator: dict, bf16: bool) -> None:
     reconstruction_fn(build(generator), bf16, cached_reference=False)()
 
 
+def _train_row(name, generator, paper_losses, batch_size, bf16, repeats, memory, upstream, notes):
+    step = train_iteration_fn(build(generator, paper_losses), batch_size, bf16)
+    seconds = time_fn(step, repeats=repeats, warmup=1)["median_s"]
+    return _report(
+        {
+            "name": name,
+            "seconds": seconds,
+            "iterations_per_s": round(1 / seconds, 4),
+            "flops": _flops(step),
+            "peak_mem_gb": peak_rss_gb(_memory_train, generator, paper_losses, batch_size, bf16)
+            if memory
+            else None,
+            "upstream_seconds": upstream,
+            "target_ratio": 0.6 if upstream else None,
+            "notes": notes,
+        }
+    )
+
+
+def _recon_row(name, module, generator, bf16, cached, repeats, memory, upstream, notes):
+    recon = reconstruction_fn(module, bf16, cached)
+    seconds = time_fn(recon, repeats=repeats, warmup=1)["median_s"]
+    return _report(
+        {
+            "name": name,
+            "seconds": seconds,
+            "frames_per_s": round(1 / seconds, 4),
+            # Counted on the fp32 twin: the FLOPs are the same, and FlopCounterMode breaks the
+            # eval-mode fused TransformerEncoderLayer under bf16 autocast.
+            "flops": _flops(reconstruction_fn(module, False, cached)),
+            "peak_mem_gb": peak_rss_gb(_memory_recon, generator, bf16)
+            if memory and not cached
+            else None,
+            "upstream_seconds": upstream,
+            "target_ratio": 0.5 if upstream else None,
+            "notes": notes,
+        }
+    )
+
+
 def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str = 1) -> list[dict]:
+    """All rows; ``repeats`` timed calls per row (median) after one warm-up, ``memory=0``
+    skips the peak-RSS subprocesses. Peak memory is the whole process (torch included)."""
     quick, repeats, memory = int(quick), int(repeats), int(memory)
     paper = {**PAPER, **SMALL} if quick else PAPER
     label = "small (quick=1)" if quick else "paper-sized"
+    train_notes = "L1 + VGG19 pyramid + two-scale hinge GAN, one backward, Adam on G and D"
     rows = []
     for bf16 in (False, True):
         precision = "bf16 autocast" if bf16 else "fp32"
-        module = build(paper)
-        step = train_iteration_fn(module, 1, bf16)
         rows.append(
-            {
-                "name": f"train iteration G+D, 256 px, batch 1, {label}, {precision}",
-                "seconds": time_fn(step, repeats=repeats, warmup=1)["median_s"],
-                "flops": _flops(step),
-                "peak_mem_gb": peak_rss_gb(_memory_train, paper, True, 1, bf16) if memory else None,
-                "upstream_seconds": None if quick else UPSTREAM_TRAIN_S,
-                "target_ratio": 0.6,
-                "notes": "L1 + VGG19 pyramid + two-scale hinge GAN, one backward, Adam on G and D",
-            }
+            _train_row(
+                f"train iteration G+D, 256 px, batch 1, {label}, {precision}",
+                paper,
+                True,
+                1,
+                bf16,
+                repeats,
+                memory,
+                None if quick else UPSTREAM_TRAIN_S,
+                train_notes,
+            )
         )
+        module = build(paper)
         for cached in (False, True):
-            recon = reconstruction_fn(module, bf16, cached)
             what = "codec decode (reference cached)" if cached else "full forward"
             rows.append(
-                {
-                    "name": f"reconstruction 256 px, 1 frame, {what}, {label}, {precision}",
-                    "seconds": time_fn(recon, repeats=repeats, warmup=1)["median_s"],
-                    "flops": _flops(recon),
-                    "peak_mem_gb": peak_rss_gb(_memory_recon, paper, bf16)
-                    if memory and not cached
-                    else None,
-                    "upstream_seconds": None if quick else UPSTREAM_RECON_S,
-                    "target_ratio": 0.5,
-                    "notes": "SDPA flash attention in IMF_A (upstream materialises 4096^2 scores)",
-                }
+                _recon_row(
+                    f"reconstruction 256 px, 1 frame, {what}, {label}, {precision}",
+                    module,
+                    paper,
+                    bf16,
+                    cached,
+                    repeats,
+                    memory,
+                    None if quick else UPSTREAM_RECON_S,
+                    "SDPA flash attention in IMF_A (upstream materialises 4096^2 scores)",
+                )
             )
-    for size in (64, 128, 512):
-        recon = reconstruction_fn(build({**paper, "image_size": size}), False, False)
-        rows.append(
-            {
-                "name": f"reconstruction {size} px, 1 frame, full forward, {label}, fp32",
-                "seconds": time_fn(recon, repeats=repeats, warmup=1)["median_s"],
-                "flops": _flops(recon),
-                "notes": "upstream fails at any resolution other than 256",
-            }
-        )
-    quick_step = train_iteration_fn(build(QUICKSTART, paper_losses=False), 16, False)
+        del module
+    small = {**paper, "image_size": 64}
     rows.append(
-        {
-            "name": "train iteration G+D, 64 px, batch 16, quickstart model, fp32",
-            "seconds": time_fn(quick_step, repeats=repeats, warmup=1)["median_s"],
-            "flops": _flops(quick_step),
-            "notes": "iterations/s = 1 / seconds",
-        }
+        _train_row(
+            f"train iteration G+D, 64 px, batch 1, {label}, fp32",
+            small,
+            True,
+            1,
+            False,
+            repeats,
+            memory,
+            None,
+            train_notes + "; upstream fails at any resolution other than 256",
+        )
+    )
+    for size in (64, 128, 512):
+        generator = {**paper, "image_size": size}
+        rows.append(
+            _recon_row(
+                f"reconstruction {size} px, 1 frame, full forward, {label}, fp32",
+                build(generator),
+                generator,
+                False,
+                False,
+                repeats,
+                memory,
+                None,
+                "upstream fails at any resolution other than 256",
+            )
+        )
+    rows.append(
+        _train_row(
+            "train iteration G+D, 64 px, batch 16, quickstart model, fp32",
+            QUICKSTART,
+            False,
+            16,
+            False,
+            repeats,
+            memory,
+            None,
+            "L1 + two-scale hinge GAN (experiments/imf/quickstart.yaml)",
+        )
     )
     return rows
+
+
+def _report(row: dict) -> dict:
+    """Print each row as soon as it is measured (the full bench takes many minutes)."""
+    print(f"[imf bench] {row['name']}: {row['seconds']:.3f} s", file=sys.stderr, flush=True)
+    return row

@@ -49,7 +49,9 @@ class LatentTokenDecoder(nn.Module):
 
     def forward(self, token: Tensor) -> list[Tensor]:
         """``[B, token_dim]`` -> motion features fine to coarse."""
-        h = self.first(self.const.expand(token.shape[0], -1, -1, -1), token)
+        # repeat, not expand: a view of a parameter made under no_grad has requires_grad but
+        # no grad_fn, which module hooks (FlopCounterMode's tracker) reject.
+        h = self.first(self.const.repeat(token.shape[0], 1, 1, 1), token)
         motion = []
         for up, trunk, tap in zip(self.up, self.trunk, self.taps):
             h = trunk(up(h, token), token)
