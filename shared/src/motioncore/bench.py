@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,10 +48,27 @@ def matmul_peak_gflops(
     return 2 * n**3 / t / 1e9
 
 
+def current_process_peak_rss_gb() -> float:
+    """Peak RSS (GB) of this process since its last exec: Linux's ``VmHWM``.
+
+    Not ``ru_maxrss``: Linux folds the pre-exec memory of a spawned child (the parent's pages it
+    was forked with) into ``ru_maxrss``, so every spawned row would report at least the parent's
+    peak. ``ru_maxrss`` remains the fallback where /proc is missing (macOS reports bytes).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if sys.platform == "darwin":
+            kb /= 1024
+    return kb / 1024**2
+
+
 def _child(conn, fn, args):
     try:
         fn(*args)
-        conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
+        conn.send(current_process_peak_rss_gb())
     except BaseException as e:  # report, do not hang the parent
         conn.send(f"error: {type(e).__name__}: {e}")
 

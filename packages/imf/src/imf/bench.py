@@ -13,14 +13,13 @@ row, ``memory=0`` skips the memory subprocesses.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import sys
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from imf.module import IMFModule
-from motioncore.bench import time_fn
+from motioncore.bench import peak_rss_gb, time_fn
 
 UPSTREAM_TRAIN_S, UPSTREAM_RECON_S = 15.5, 4.55
 PAPER = dict(image_size=256)
@@ -115,31 +114,6 @@ def _flops(fn) -> int:
     with counter:
         fn()
     return counter.get_total_flops()
-
-
-def _hwm_child(conn, fn, args) -> None:
-    try:
-        fn(*args)
-        with open("/proc/self/status") as status:
-            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-        conn.send(kb / 1024**2)
-    except BaseException as e:  # report, do not hang the parent
-        conn.send(f"error: {type(e).__name__}: {e}")
-
-
-def peak_rss_gb(fn, *args) -> float:
-    """Peak RSS (GB) of a fresh spawned process running ``fn(*args)``, read from the child's
-    own ``VmHWM``. motioncore's helper reads ``ru_maxrss``, which Linux carries over fork+exec
-    from the parent, so there every row reports at least the bench process's own peak."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_hwm_child, args=(child, fn, args))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    if isinstance(result, str):
-        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
-    return float(result)
 
 
 def _memory_train(generator: dict, paper_losses: bool, batch_size: int, bf16: bool) -> None:

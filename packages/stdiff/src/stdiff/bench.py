@@ -18,7 +18,6 @@ a denoising step with cached SPADE excludes the SPADE heads' FLOPs.
 from __future__ import annotations
 
 import multiprocessing as mp
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
+
+from motioncore.bench import current_process_peak_rss_gb
 
 CONFIGS = Path(__file__).parent / "configs"
 UPSTREAM_UNET_S, UPSTREAM_FRAME_S, UPSTREAM_TRAIN_S = 7.3, 730.0, 92.0
@@ -127,7 +128,7 @@ def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> list
 def _child(conn, fn, args):
     try:
         result = fn(*args)
-        conn.send((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
+        conn.send((result, current_process_peak_rss_gb()))
     except BaseException as e:  # report, do not hang the parent
         conn.send(f"error: {type(e).__name__}: {e}")
 

@@ -12,12 +12,12 @@ step (sampling rows: ``repeats - 1``, at least one, without warm-up); ``dpm_step
 from __future__ import annotations
 
 import multiprocessing as mp
-import resource
 import statistics
 import time
 
 import torch
 
+from motioncore.bench import current_process_peak_rss_gb
 from stmc_keyframe.model.denoiser import TransformerDenoiser
 from stmc_keyframe.timeline import parse_timeline, process_timeline, sample_timeline
 
@@ -119,7 +119,7 @@ def _child(conn, builder, args, repeats, warmup):
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+        peak = current_process_peak_rss_gb()
         conn.send((times[warmup:], peak))
     except BaseException as e:  # report, do not hang the parent
         conn.send(f"error: {type(e).__name__}: {e}")
