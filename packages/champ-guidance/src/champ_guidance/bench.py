@@ -14,6 +14,8 @@ kwargs: ``quick=1`` skips the SD-shaped rows; ``sd_latent`` (default 32, i.e. 25
 
 from __future__ import annotations
 
+import gc
+
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -111,6 +113,8 @@ def benchmarks(
         for checkpointing in (False, True):
             step = _step_fn(kind, checkpointing, size)
             timing = time_fn(step, repeats=repeats if kind == "tiny" else 1, warmup=1)
+            del step  # free this model before the memory row builds its own copy
+            gc.collect()
             label = (
                 "tiny 4x2 frames @32px"
                 if kind == "tiny"
