@@ -67,16 +67,17 @@ def current_process_peak_rss_gb() -> float:
 
 def _child(conn, fn, args):
     try:
-        fn(*args)
-        conn.send(current_process_peak_rss_gb())
+        result = fn(*args)
+        conn.send((result, current_process_peak_rss_gb()))
     except BaseException as e:  # report, do not hang the parent
         conn.send(f"error: {type(e).__name__}: {e}")
 
 
-def peak_rss_gb(fn: Callable[..., Any], *args: Any) -> float:
-    """Peak resident memory (GB) of a fresh spawned process that runs ``fn(*args)``.
+def run_in_fresh_process(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``(fn(*args), peak RSS GB)`` from a fresh spawned process (threads as in the parent).
 
-    ``fn`` must be a module-level function (spawn pickles it by reference).
+    ``fn`` must be a module-level function (spawn pickles it by reference) and its result
+    picklable.
     """
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
@@ -86,7 +87,21 @@ def peak_rss_gb(fn: Callable[..., Any], *args: Any) -> float:
     proc.join()
     if isinstance(result, str):
         raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
-    return float(result)
+    return result
+
+
+def peak_rss_gb(fn: Callable[..., Any], *args: Any) -> float:
+    """Peak resident memory (GB) of a fresh spawned process that runs ``fn(*args)``."""
+    return float(run_in_fresh_process(fn, *args)[1])
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for bench notes (timings under load are pessimistic)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def peak_cuda_gb(fn: Callable[[], Any]) -> float:

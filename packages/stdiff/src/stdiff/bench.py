@@ -17,7 +17,6 @@ a denoising step with cached SPADE excludes the SPADE heads' FLOPs.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from motioncore.bench import current_process_peak_rss_gb
+from motioncore.bench import load_average, run_in_fresh_process
 
 CONFIGS = Path(__file__).parent / "configs"
 UPSTREAM_UNET_S, UPSTREAM_FRAME_S, UPSTREAM_TRAIN_S = 7.3, 730.0, 92.0
@@ -74,7 +73,7 @@ def _unet_flops() -> tuple[int, int]:
     return counter.get_total_flops(), spade
 
 
-# ---- workloads, each run in a fresh process by _in_child -----------------------------------
+# ---- workloads, each run in a fresh process by run_in_fresh_process ---------------------------
 def _times(fn, repeats: int, warmup: int) -> list[float]:
     out = []
     for _ in range(warmup + repeats):
@@ -125,35 +124,6 @@ def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> list
     return _times(step, repeats, warmup)
 
 
-def _child(conn, fn, args):
-    try:
-        result = fn(*args)
-        conn.send((result, current_process_peak_rss_gb()))
-    except BaseException as e:  # report, do not hang the parent
-        conn.send(f"error: {type(e).__name__}: {e}")
-
-
-def _in_child(fn, *args):
-    """``(fn(*args), peak RSS GB)`` from a fresh spawned process (threads as in the parent)."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    if isinstance(result, str):
-        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
-    return result
-
-
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def benchmarks(
     quick: str = "0",
     train: str = "0",
@@ -176,7 +146,7 @@ def benchmarks(
         step_flops = unet_flops - spade_flops
         for bf16 in (False, True):
             label = "bf16 autocast" if bf16 else "fp32"
-            times, peak = _in_child(_w_unet, bf16, reps)
+            times, peak = run_in_fresh_process(_w_unet, bf16, reps)
             rows.append({
                 "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
                 "seconds": statistics.median(times), "flops": unet_flops, "peak_mem_gb": peak,
@@ -184,14 +154,14 @@ def benchmarks(
                 "notes": f"204M-parameter model; {unet_flops / 1e9:.0f} GFLOP of which "
                 f"{spade_flops / 1e9:.0f} in the 27 SPADE heads; upstream 7.3 s / 2.8 GB "
                 f"(materialised 8192^2 scores); median of {reps} after 1 warm-up; "
-                f"load average {_load()}",
+                f"load average {load_average()}",
             })  # fmt: skip
 
         # seconds per predicted frame: motion branch + `steps` denoising steps, extrapolated
-        (one, more), peak = _in_child(_w_sample, steps)
+        (one, more), peak = run_in_fresh_process(_w_sample, steps)
         per_step = (more - one) / steps
         overhead = one - per_step  # SDE + context encoding + SPADE heads, once per frame
-        load = _load()
+        load = load_average()
         for sampler, total in (("ddpm", 100), ("dpmsolver++", 20)):
             exact = sampler == "ddpm" and total == steps + 1
             rows.append({
@@ -216,7 +186,7 @@ def benchmarks(
     if train == "1":
         bf16, ckpt = train_bf16 == "1", checkpointing == "1"
         warm = int(train_warmup)
-        times, peak = _in_child(_w_train, bf16, ckpt, 1, warm)
+        times, peak = run_in_fresh_process(_w_train, bf16, ckpt, 1, warm)
         what = ("bf16 autocast" if bf16 else "fp32") + (" + gradient checkpointing" if ckpt else "")
         rows.append({
             "name": f"kitti_range training step, batch 1, 3 obs + 3 pred frames, AdamW, {what}",
@@ -226,7 +196,7 @@ def benchmarks(
             "notes": f"step {warm + 1} of a fresh process ({warm} warm-up steps); "
             f"{3 / times[0]:.3f} predicted frames/s; "
             "FLOPs = 3 x 3 UNet forwards (recomputation not counted); upstream 90-94 s, "
-            f"21.9 GB, target <= 1/3 memory (7.3 GB); load average {_load()}",
+            f"21.9 GB, target <= 1/3 memory (7.3 GB); load average {load_average()}",
         })  # fmt: skip
 
     q = {
@@ -240,7 +210,7 @@ def benchmarks(
     seconds = statistics.median(times)
     rows.append({
         "name": "quickstart training step, batch 6 clips x 2 frames at 32x32",
-        "seconds": seconds, "notes": f"{6 / seconds:.1f} train clips/s; load average {_load()}",
+        "seconds": seconds, "notes": f"{6 / seconds:.1f} train clips/s; load average {load_average()}",
     })  # fmt: skip
     return rows
 

@@ -11,13 +11,12 @@ step (sampling rows: ``repeats - 1``, at least one, without warm-up); ``dpm_step
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import time
 
 import torch
 
-from motioncore.bench import current_process_peak_rss_gb
+from motioncore.bench import load_average, run_in_fresh_process
 from stmc_keyframe.model.denoiser import TransformerDenoiser
 from stmc_keyframe.timeline import parse_timeline, process_timeline, sample_timeline
 
@@ -111,32 +110,20 @@ def _sampling(quick: bool, sampler: str, steps: int, bf16: bool):
     return run, flops * steps
 
 
-def _child(conn, builder, args, repeats, warmup):
-    try:
-        fn = builder(*args)[0]
-        times = []
-        for _ in range(warmup + repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        peak = current_process_peak_rss_gb()
-        conn.send((times[warmup:], peak))
-    except BaseException as e:  # report, do not hang the parent
-        conn.send(f"error: {type(e).__name__}: {e}")
+def _run_timed(builder, args: tuple, repeats: int, warmup: int) -> list[float]:
+    fn = builder(*args)[0]
+    times = []
+    for _ in range(warmup + repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times[warmup:]
 
 
 def _timed(builder, args: tuple, repeats: int, warmup: int = 1) -> tuple[float, float]:
     """(median seconds over ``repeats`` runs after ``warmup`` runs, peak RSS GB) of
     ``builder(*args)[0]()`` in a fresh spawned process (threads as in the parent)."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, builder, args, repeats, warmup))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    if isinstance(result, str):
-        raise RuntimeError(f"benchmark workload failed in its subprocess: {result}")
-    times, peak = result
+    times, peak = run_in_fresh_process(_run_timed, builder, args, repeats, warmup)
     return statistics.median(times), peak
 
 
@@ -154,7 +141,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
             "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
             "upstream_seconds": None if quick else UPSTREAM_TRAIN_S, "target_ratio": 0.6,
             "notes": f"{b / seconds:.2f} train samples/s; FLOPs = 3 x forward matmuls incl. "
-            f"attention scores; load average {_load()}",
+            f"attention scores; load average {load_average()}",
         })  # fmt: skip
     steps = 5 if quick else 100
     for sampler, n_steps, bf16, target in (
@@ -175,14 +162,6 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
             "upstream: DDPM-100 fp32, cond and uncond as two calls per step"
             + ("; DPM-Solver++(2M) steps the stitched x0 (quality vs DDPM-100 not measured: "
                "random weights)" if sampler != "ddpm" else "")
-            + f"; load average {_load()}",
+            + f"; load average {load_average()}",
         })  # fmt: skip
     return rows
-
-
-def _load() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
