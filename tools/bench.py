@@ -1,9 +1,19 @@
 """``make bench MODEL=<package>``: run the package's benchmarks and write bench/<package>.json.
 
-A package exposes ``<import>.bench.benchmarks(**kwargs) -> list[dict]``; each row has ``name``,
-``seconds`` (median), optionally ``flops`` (per timed call), ``peak_mem_gb``, ``upstream_seconds``,
-``target_ratio`` and ``notes``. This tool adds the machine's 2048^2 matmul peak (fp32 and bf16),
-the ratio to upstream and the achieved fraction of peak, prints a table and writes the JSON.
+A package exposes ``<import>.bench.benchmarks(**kwargs)``, a generator (or list) of rows; each
+row has ``name``, ``seconds`` (median), optionally ``flops`` (per timed call), ``peak_mem_gb``,
+``upstream_seconds``, ``target_ratio`` and ``notes``. This tool adds the ratio to upstream and
+the achieved fraction of the fp32 and bf16 2048^2 matmul peak, and guards every figure against a
+busy machine: the matmul peak and the load average are read before and after each row (each
+yielded row; a package that returns a list is guarded as one block). A row whose peak fell
+below 80% of the best peak seen in the run, or that ran while the 1-minute load average was
+above 0.5, is ``contended``; the package's benchmarks then run again (at most twice more) and
+each row keeps its least contended measurement. ``--strict`` (``STRICT=1``) exits non-zero if
+a row stays contended.
+
+``python tools/bench.py --report`` (``make bench-report``) writes ``docs/benchmarks.md``: the
+table of the last run of every package found in bench/, with its machine, threads, torch
+version and date.
 """
 
 from __future__ import annotations
@@ -11,8 +21,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -20,20 +33,39 @@ import torch
 from motioncore.bench import matmul_peak_gflops
 
 REPO = Path(__file__).resolve().parents[1]
+CONTENDED_PEAK = 0.8  # a row whose matmul peak fell below this fraction of the run's best
+CONTENDED_LOAD = 0.5  # or that ran above this 1-minute load average
+RERUNS = 2
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def probe() -> dict:
+    """The machine's state right now: fp32 matmul peak and 1-minute load average."""
+    return {
+        "peak_gflops_fp32": matmul_peak_gflops(torch.float32, device=_device()),
+        "load": load1(),
+    }
 
 
 def machine() -> dict:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    info = {
+    device = _device()
+    return {
         "device": torch.cuda.get_device_name()
         if device == "cuda"
         else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "peak_gflops_fp32": round(matmul_peak_gflops(torch.float32, device=device), 1),
         "peak_gflops_bf16": round(matmul_peak_gflops(torch.bfloat16, device=device), 1),
     }
-    return info
 
 
 def annotate(row: dict, peak: dict) -> dict:
@@ -50,13 +82,129 @@ def annotate(row: dict, peak: dict) -> dict:
     return row
 
 
+def guarded(rows: Iterable[dict], state=probe) -> list[dict]:
+    """Consume ``rows`` lazily, recording the machine's state before and after each one."""
+    out = []
+    before = state()
+    iterator = iter(rows)
+    while True:
+        try:
+            produced = next(iterator)
+        except StopIteration:
+            return out
+        after = state()
+        block = produced if isinstance(produced, list) else [produced]
+        for row in block:
+            out.append(
+                {
+                    **row,
+                    "peak_before_gflops": round(before["peak_gflops_fp32"], 1),
+                    "peak_after_gflops": round(after["peak_gflops_fp32"], 1),
+                    "load_max": round(max(before["load"], after["load"]), 2),
+                }
+            )
+        before = after
+
+
+def mark_contended(rows: list[dict], best_peak: float) -> list[dict]:
+    for row in rows:
+        low = min(row["peak_before_gflops"], row["peak_after_gflops"]) < CONTENDED_PEAK * best_peak
+        row["contended"] = bool(low or row["load_max"] > CONTENDED_LOAD)
+    return rows
+
+
+def _severity(row: dict) -> tuple[bool, float]:
+    return row["contended"], row["load_max"]
+
+
+def run_package(module, kwargs: dict, state=probe, reruns: int = RERUNS) -> list[dict]:
+    """Every row, re-running the package's benchmarks while any row is contended."""
+    best: dict[str, dict] = {}
+    order: list[str] = []
+    best_peak = 0.0
+    for attempt in range(reruns + 1):
+        produced = module.benchmarks(**kwargs)
+        rows = guarded([produced] if isinstance(produced, list) else produced, state)
+        for row in rows:
+            best_peak = max(best_peak, row["peak_before_gflops"], row["peak_after_gflops"])
+        for row in mark_contended(rows, best_peak):
+            row["attempt"] = attempt
+            if row["name"] not in best:
+                order.append(row["name"])
+            if row["name"] not in best or _severity(row) < _severity(best[row["name"]]):
+                best[row["name"]] = row
+        mark_contended(list(best.values()), best_peak)
+        if not any(r["contended"] for r in best.values()):
+            break
+        print(f"[bench] contended rows after attempt {attempt}; re-running", flush=True)
+    return [best[name] for name in order]
+
+
+def report(bench_dir: Path, out: Path) -> Path:
+    """docs/benchmarks.md from the last run of every package in ``bench_dir``."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench-report` from the last `make bench MODEL=<package>` of each",
+        "package (`bench/<package>.json`). Ratios are our time over the upstream code's time on",
+        "the identical workload; a row marked contended ran on a busy machine (matmul peak below",
+        f"{int(CONTENDED_PEAK * 100)}% of the run's best or load average above {CONTENDED_LOAD})",
+        "and is not a valid figure.",
+        "",
+    ]
+    files = sorted(bench_dir.glob("*.json"))
+    if not files:
+        raise SystemExit(f"error: no bench results in {bench_dir}; run make bench MODEL=<package>")
+    for path in files:
+        data = json.loads(path.read_text())
+        m = data["machine"]
+        lines += [
+            f"## {path.stem}",
+            "",
+            f"{m.get('date', 'date not recorded')}; {m['device']}, {m['threads']} threads, torch "
+            f"{m['torch']}; matmul peak {m['peak_gflops_fp32']} GFLOP/s fp32, "
+            f"{m['peak_gflops_bf16']} bf16.",
+            "",
+            "| row | seconds | peak GB | upstream s | ratio | target | met | fp32 peak | "
+            "bf16 peak | contended |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in data["rows"]:
+            cells = [
+                r["name"],
+                f"{r['seconds']:.3f}",
+                _cell(r.get("peak_mem_gb"), ".2f"),
+                _cell(r.get("upstream_seconds"), ".2f"),
+                _cell(r.get("ratio_vs_upstream"), ".3f"),
+                _cell(r.get("target_ratio"), ".2f"),
+                {True: "yes", False: "no"}.get(r.get("meets_target"), "-"),
+                _cell(r.get("fraction_of_fp32_peak"), ".0%"),
+                _cell(r.get("fraction_of_bf16_peak"), ".0%"),
+                {True: "yes", False: "no"}.get(r.get("contended"), "not checked"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    return out
+
+
+def _cell(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="")
     parser.add_argument("--out", default=str(REPO / "bench"))
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a row stays contended")
+    parser.add_argument("--report", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args(argv[:split])
+    if args.report:
+        print(f"wrote {report(Path(args.out), REPO / 'docs' / 'benchmarks.md')}")
+        return 0
     kwargs = dict(kv.split("=", 1) for kv in argv[split + 1 :])
     valid = sorted(p.parent.name for p in (REPO / "packages").glob("*/pyproject.toml"))
     if args.model not in valid:
@@ -64,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"{args.model.replace('-', '_')}.bench")
     peak = machine()
     print(f"machine: {peak}")
-    rows = [annotate(r, peak) for r in module.benchmarks(**kwargs)]
+    rows = [annotate(r, peak) for r in run_package(module, kwargs, probe)]
     for r in rows:
         extra = {k: v for k, v in r.items() if k not in ("name", "seconds")}
         print(f"{r['name']:<60} {r['seconds']:>9.3f} s  {extra}")
@@ -73,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"{args.model}.json"
     path.write_text(json.dumps({"machine": peak, "rows": rows}, indent=2) + "\n")
     print(f"wrote {path}")
-    return 0
+    contended = [r["name"] for r in rows if r["contended"]]
+    if contended:
+        print(f"[bench] still contended after {RERUNS} re-runs: {contended}")
+    return 1 if contended and args.strict else 0
 
 
 if __name__ == "__main__":
