@@ -15,6 +15,7 @@ kwargs: ``quick=1`` skips the SD-shaped rows; ``sd_latent`` (default 32, i.e. 25
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 
 import torch
 from hydra import compose, initialize_config_module
@@ -105,9 +106,8 @@ def run_step(kind: str, checkpointing: bool, latent: int) -> None:
 
 def benchmarks(
     quick: int | str = 0, sd_latent: int | str = 32, repeats: int | str = 3
-) -> list[dict]:
+) -> Iterator[dict]:
     quick, latent, repeats = int(quick), int(sd_latent), int(repeats)
-    rows = []
     kinds = [("tiny", 32)] + ([] if quick else [("sd15", latent)])
     for kind, size in kinds:
         for checkpointing in (False, True):
@@ -120,7 +120,7 @@ def benchmarks(
                 if kind == "tiny"
                 else f"SD-1.5-shaped 1 frame @{size}x{size} latent"
             )
-            rows.append(
+            yield (
                 {
                     "name": f"champ train step, {label}, checkpointing={checkpointing}",
                     "seconds": timing["median_s"],
@@ -131,4 +131,3 @@ def benchmarks(
                     + " incl. reference UNet pass; peak = RSS of a fresh process",
                 }
             )
-    return rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -168,17 +169,18 @@ def _recon_row(name, module, generator, bf16, cached, repeats, memory, upstream,
     )
 
 
-def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str = 1) -> list[dict]:
+def benchmarks(
+    quick: int | str = 0, repeats: int | str = 3, memory: int | str = 1
+) -> Iterator[dict]:
     """All rows; ``repeats`` timed calls per row (median) after one warm-up, ``memory=0``
     skips the peak-RSS subprocesses. Peak memory is the whole process (torch included)."""
     quick, repeats, memory = int(quick), int(repeats), int(memory)
     paper = {**PAPER, **SMALL} if quick else PAPER
     label = "small (quick=1)" if quick else "paper-sized"
     train_notes = "L1 + VGG19 pyramid + two-scale hinge GAN, one backward, Adam on G and D"
-    rows = []
     for bf16 in (False, True):
         precision = "bf16 autocast" if bf16 else "fp32"
-        rows.append(
+        yield (
             _train_row(
                 f"train iteration G+D, 256 px, batch 1, {label}, {precision}",
                 paper,
@@ -194,7 +196,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str =
         module = build(paper)
         for cached in (False, True):
             what = "codec decode (reference cached)" if cached else "full forward"
-            rows.append(
+            yield (
                 _recon_row(
                     f"reconstruction 256 px, 1 frame, {what}, {label}, {precision}",
                     module,
@@ -209,7 +211,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str =
             )
         del module
     small = {**paper, "image_size": 64}
-    rows.append(
+    yield (
         _train_row(
             f"train iteration G+D, 64 px, batch 1, {label}, fp32",
             small,
@@ -224,7 +226,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str =
     )
     for size in (64, 128, 512):
         generator = {**paper, "image_size": size}
-        rows.append(
+        yield (
             _recon_row(
                 f"reconstruction {size} px, 1 frame, full forward, {label}, fp32",
                 build(generator),
@@ -237,7 +239,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str =
                 "upstream fails at any resolution other than 256",
             )
         )
-    rows.append(
+    yield (
         _train_row(
             "train iteration G+D, 64 px, batch 16, quickstart model, fp32",
             QUICKSTART,
@@ -250,7 +252,6 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 3, memory: int | str =
             "L1 + two-scale hinge GAN (experiments/imf/quickstart.yaml)",
         )
     )
-    return rows
 
 
 def _report(row: dict) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -133,21 +134,20 @@ def benchmarks(
     checkpointing: str = "1",
     train_warmup: str = "1",
     **kw,
-) -> list[dict]:
+) -> Iterator[dict]:
     if kw:
         raise ValueError(
             f"unknown bench options {sorted(kw)}; use quick, train, sample_steps, repeats, "
             "train_bf16, checkpointing, train_warmup"
         )
     reps, steps = int(repeats), int(sample_steps)
-    rows = []
     if quick != "1":
         unet_flops, spade_flops = _unet_flops()
         step_flops = unet_flops - spade_flops
         for bf16 in (False, True):
             label = "bf16 autocast" if bf16 else "fp32"
             times, peak = run_in_fresh_process(_w_unet, bf16, reps)
-            rows.append({
+            yield ({
                 "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
                 "seconds": statistics.median(times), "flops": unet_flops, "peak_mem_gb": peak,
                 "upstream_seconds": UPSTREAM_UNET_S, "target_ratio": 0.5,
@@ -164,7 +164,7 @@ def benchmarks(
         load = load_average()
         for sampler, total in (("ddpm", 100), ("dpmsolver++", 20)):
             exact = sampler == "ddpm" and total == steps + 1
-            rows.append({
+            yield ({
                 "name": f"predict 1 frame 64x512, {sampler} {total} steps, bf16 + SDPA + "
                 "cached SPADE",
                 "seconds": overhead + total * per_step,
@@ -188,7 +188,7 @@ def benchmarks(
         warm = int(train_warmup)
         times, peak = run_in_fresh_process(_w_train, bf16, ckpt, 1, warm)
         what = ("bf16 autocast" if bf16 else "fp32") + (" + gradient checkpointing" if ckpt else "")
-        rows.append({
+        yield ({
             "name": f"kitti_range training step, batch 1, 3 obs + 3 pred frames, AdamW, {what}",
             "seconds": times[0], "peak_mem_gb": peak,
             "flops": 3 * 3 * unet_flops if quick != "1" else None,
@@ -208,11 +208,10 @@ def benchmarks(
     quick_module = _quickstart_module()
     times = _times(lambda: _quick_step(quick_module, q), max(reps, 3), warmup=1)
     seconds = statistics.median(times)
-    rows.append({
+    yield ({
         "name": "quickstart training step, batch 6 clips x 2 frames at 32x32",
         "seconds": seconds, "notes": f"{6 / seconds:.1f} train clips/s; load average {load_average()}",
     })  # fmt: skip
-    return rows
 
 
 def _quickstart_module():

@@ -131,11 +131,10 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
     if kw:
         raise ValueError(f"unknown bench options {sorted(kw)}; use quick, repeats, dpm_steps")
     quick, reps, dpm = bool(int(quick)), int(repeats), int(dpm_steps)
-    rows = []
     for bf16 in (False, True):
         _, flops, params, b, n = _train_step(quick, bf16)
         seconds, peak = _timed(_train_step, (quick, bf16), reps)
-        rows.append({
+        yield ({
             "name": f"train step (batch {b}, {n} frames, {params / 1e6:.1f}M params, AdamW, "
             f"{'bf16 autocast' if bf16 else 'fp32'})",
             "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
@@ -152,7 +151,7 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
         _, flops = _sampling(quick, sampler, n_steps, bf16)
         # a sampling run is n_steps forwards: one timed run without warm-up is steady state
         seconds, peak = _timed(_sampling, (quick, sampler, n_steps, bf16), max(1, reps - 1), 0)
-        rows.append({
+        yield ({
             "name": f"STMC timeline sampling (3 intervals, 12 s, CFG 2.5, {sampler} {n_steps} "
             f"steps, batch 1, {'bf16 autocast' if bf16 else 'fp32'})",
             "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
@@ -164,4 +163,3 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
                "random weights)" if sampler != "ddpm" else "")
             + f"; load average {load_average()}",
         })  # fmt: skip
-    return rows

@@ -92,7 +92,6 @@ def run_training(batch: int, frames: int) -> None:
 
 def benchmarks(repeats: int | str = 3, batch: int | str = 32, frames: int | str = 100, **_):
     repeats, batch, frames = int(repeats), int(batch), int(frames)
-    rows = []
     for name, guidance, bf16, upstream in (
         ("sampling 10 refinements, no CFG, fp32", 1.0, False, 8.0),
         ("sampling 10 refinements, CFG 2.5 batched, fp32", 2.5, False, 14.1),
@@ -102,7 +101,7 @@ def benchmarks(repeats: int | str = 3, batch: int | str = 32, frames: int | str 
         flops = 10 * refiner_flops(frames, passes * batch) + text_flops(passes * batch)
         with torch.inference_mode():
             timing = time_fn(sampling_call(batch, frames, guidance, bf16), repeats=repeats)
-        rows.append({
+        yield ({
             "name": f"{name} (B{batch}, {frames} frames, {TOKENS} tokens)",
             "seconds": timing["median_s"],
             "flops": flops,
@@ -113,7 +112,7 @@ def benchmarks(repeats: int | str = 3, batch: int | str = 32, frames: int | str 
         })  # fmt: skip
     timing = time_fn(training_call(batch, frames), repeats=repeats)
     train_flops = 3 * (refiner_flops(frames, batch) + text_flops(batch))
-    rows.append({
+    yield ({
         "name": f"training step, Adam (B{batch}, {frames} frames, fp32)",
         "seconds": timing["median_s"],
         "flops": train_flops,
@@ -122,4 +121,3 @@ def benchmarks(repeats: int | str = 3, batch: int | str = 32, frames: int | str 
         "target_ratio": 0.6,
         "notes": f"{batch / timing['median_s']:.1f} training samples/s",
     })  # fmt: skip
-    return rows
