@@ -40,7 +40,7 @@ def encode_frames(
     )
     return {
         "reference": to_uint8(x[reference_index : reference_index + 1])[0],
-        "tokens": tokens.numpy().astype(TOKEN_DTYPE),
+        "tokens": tokens.cpu().numpy().astype(TOKEN_DTYPE),
         "fps": np.array(fps, dtype=np.float32),
         "image_size": np.array(generator.image_size, dtype=np.int32),
     }

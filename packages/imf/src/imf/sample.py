@@ -43,7 +43,7 @@ def sample(cfg: DictConfig) -> dict[str, float]:
     save_token_file(out_dir / "tokens.npz", data)
     recon = decode_tokens(generator, data)
     target = ((to_model_frames(frames, generator.image_size) + 1) * 127.5).round().byte()
-    target = target.permute(0, 2, 3, 1).numpy()
+    target = target.permute(0, 2, 3, 1).cpu().numpy()
     baseline = np.repeat(data["reference"][None], len(target), axis=0)
     write_video(out_dir / "reconstruction.mp4", recon, 12.0)
     write_video(
