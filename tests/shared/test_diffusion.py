@@ -7,7 +7,15 @@ import itertools
 import pytest
 import torch
 
-from motioncore.diffusion import PREDICTION_TYPES, SAMPLERS, NoiseSchedule, guided_output, sample
+from motioncore.diffusion import (
+    PREDICTION_TYPES,
+    SAMPLERS,
+    Guidance,
+    Keyframes,
+    NoiseSchedule,
+    guided_output,
+    sample,
+)
 
 SHAPES = [(2, 9, 5), (2, 3, 8, 8)]  # sequences [B, T, F] and images [B, C, H, W]
 CASES = [
@@ -139,8 +147,7 @@ def test_keyframes_are_never_changed_and_reach_the_model(sampler, injection):
         (2, 8, 3),
         num_steps=5,
         sampler=sampler,
-        keyframes=(values, mask),
-        injection=injection,
+        keyframes=Keyframes(values, mask, injection=injection),
         generator=g,
     )
     assert torch.equal(out[mask.bool()], values[mask.bool()])
@@ -153,9 +160,7 @@ def test_keyframes_are_never_changed_and_reach_the_model(sampler, injection):
         (2, 8, 3),
         num_steps=5,
         sampler=sampler,
-        keyframes=(values, mask),
-        injection=injection,
-        impute_final=False,
+        keyframes=Keyframes(values, mask, injection=injection, impute_final=False),
         generator=torch.Generator().manual_seed(0),
     )
     assert not torch.equal(raw[mask.bool()], values[mask.bool()])
@@ -176,10 +181,8 @@ def test_reconstruction_guidance_pulls_toward_keyframes():
             s,
             (1, 6, 2),
             num_steps=10,
-            keyframes=(values, mask),
-            injection="noised",
-            impute_final=False,
-            guidance_weight=weight,
+            keyframes=Keyframes(values, mask, injection="noised", impute_final=False),
+            guidance=Guidance(weight=weight),
             generator=torch.Generator().manual_seed(0),
         )
 
@@ -197,8 +200,7 @@ def test_custom_guidance_loss_is_used():
         s,
         (4, 5),
         num_steps=10,
-        guidance_loss=lambda x0: (x0.mean(1) - target) ** 2,
-        guidance_weight=20.0,
+        guidance=Guidance(loss=lambda x0: (x0.mean(1) - target) ** 2, weight=20.0),
         generator=torch.Generator().manual_seed(0),
     )
     base = sample(model, s, (4, 5), num_steps=10, generator=torch.Generator().manual_seed(0))
@@ -213,7 +215,7 @@ def test_keyframe_shape_mismatch_is_an_error():
             s,
             (2, 4),
             num_steps=2,
-            keyframes=(torch.zeros(2, 5), torch.ones(2, 5)),
+            keyframes=Keyframes(torch.zeros(2, 5), torch.ones(2, 5)),
         )
 
 
@@ -223,3 +225,60 @@ def test_sampling_is_deterministic_given_generator():
     a = sample(model, s, (2, 3), num_steps=5, generator=torch.Generator().manual_seed(3))
     b = sample(model, s, (2, 3), num_steps=5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_unknown_injection_is_an_error_naming_the_choices():
+    with pytest.raises(ValueError, match="clean"):
+        Keyframes(torch.zeros(1), torch.ones(1), injection="replace")
+
+
+def test_cfg_through_sample_matches_guided_output_per_step():
+    s = NoiseSchedule(num_train_timesteps=20, prediction_type="sample", sampler="ddim")
+    calls: list = []
+    model = _linear_cond_model(calls)
+    cond, uncond = {"scale": torch.tensor([1.0, 2.0])}, {"scale": torch.zeros(2)}
+    seen = []
+    sample(
+        model,
+        s,
+        (2, 4, 3),
+        cond,
+        guidance=Guidance(uncond=uncond, scale=2.0),
+        num_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda i, t, x, x0: seen.append((x, torch.full((2,), t), x0)),
+    )
+    assert set(calls) == {4} and len(seen) == 3
+    for x, t, x0 in seen:
+        torch.testing.assert_close(x0, guided_output(model, x, t, cond, uncond, 2.0))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_callback_sees_every_step_with_the_x0_estimate(sampler):
+    s = NoiseSchedule(
+        num_train_timesteps=100, prediction_type="v_prediction", rescale_zero_snr=True
+    )
+    x0 = torch.randn(2, 6, 4, generator=torch.Generator().manual_seed(1))
+    steps = []
+
+    def callback(step, t, x_t, estimate):
+        steps.append((step, t))
+        assert x_t.shape == x0.shape
+        torch.testing.assert_close(estimate, x0, atol=1e-4, rtol=1e-4)
+
+    sample(oracle(s, x0), s, tuple(x0.shape), num_steps=7, sampler=sampler, callback=callback)
+    scheduler = s.make_scheduler(sampler)
+    scheduler.set_timesteps(7)
+    assert steps == list(enumerate(int(t) for t in scheduler.timesteps))
+
+
+def test_a_caller_built_scheduler_is_stepped():
+    s = NoiseSchedule(num_train_timesteps=50)
+    model = lambda x, t, c: 0.1 * x  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    by_name = sample(model, s, (2, 3), num_steps=5, sampler="ddim", generator=g())
+    by_object = sample(
+        model, s, (2, 3), num_steps=5, sampler=s.make_scheduler("ddim"), generator=g()
+    )
+    assert torch.equal(by_name, by_object)
+    assert not torch.equal(by_name, sample(model, s, (2, 3), num_steps=5, generator=g()))

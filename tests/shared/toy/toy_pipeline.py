@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.diffusion import Guidance, NoiseSchedule, sample
 from motioncore.losses import masked_mse
 from motioncore.masking import length_mask
 from motioncore.train import BaseDataModule
@@ -89,8 +89,7 @@ class ToyModule(pl.LightningModule):
             self.schedule,
             tuple(x0.shape),
             cond=label,
-            uncond=torch.full_like(label, CLASSES),
-            guidance_scale=1.0,
+            guidance=Guidance(uncond=torch.full_like(label, CLASSES), scale=1.0),
             generator=torch.Generator().manual_seed(0),
         )
         self.log("test/mse", (out - x0).pow(2).mean())

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from champ_guidance.beats import beat_alignment_score, kinematic_beats, motion_speed
 from champ_guidance.media import save_clip_media
 from champ_guidance.model.champ import ChampModel
-from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.diffusion import Guidance, NoiseSchedule, sample
 from motioncore.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -169,10 +169,10 @@ class ChampModule(pl.LightningModule):
             self.schedule,
             (b * f, *self.net.latent_shape),
             cond=cond,
-            uncond=self.net.unconditional(cond),
-            guidance_scale=self.hparams.guidance_scale
-            if guidance_scale is None
-            else guidance_scale,
+            guidance=Guidance(
+                uncond=self.net.unconditional(cond),
+                scale=self.hparams.guidance_scale if guidance_scale is None else guidance_scale,
+            ),
             num_steps=num_steps or self.hparams.num_inference_steps,
             sampler=self.hparams.sampler,
             generator=torch.Generator().manual_seed(seed),

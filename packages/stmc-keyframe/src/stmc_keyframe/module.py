@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.diffusion import Guidance, Keyframes, NoiseSchedule, sample
 from motioncore.losses import masked_mse
 from motioncore.masking import (
     SCHEMES,
@@ -262,7 +262,7 @@ class StmcKeyframeModule(pl.LightningModule):
         obs = torch.zeros(b, n, smplrifke.N_FEATS, dtype=torch.bool, device=self.device)
         values = torch.zeros(b, n, smplrifke.N_FEATS, device=self.device)
         kf_frames = torch.zeros(b, n, dtype=torch.bool, device=self.device)
-        kw: dict = {}
+        keyframes, guide = None, {}
         if keyframe_joints is not None:
             jm = keyframe_joint_mask.to(self.device) & valid[..., None]
             kf_frames = jm.any(-1)
@@ -275,19 +275,21 @@ class StmcKeyframeModule(pl.LightningModule):
                 if reconstruction_weight is None
                 else reconstruction_weight
             )
-            kw = {
-                "keyframes": (values, obs.float()),
-                "injection": "clean" if d["keyframe_conditioned"] else "noised",
-                "guidance_loss": keyframe_guidance_loss(self.mean, self.std, target, kf_frames),
-                "guidance_weight": float(weight),
+            keyframes = Keyframes(
+                values, obs.float(), injection="clean" if d["keyframe_conditioned"] else "noised"
+            )
+            guide = {
+                "loss": keyframe_guidance_loss(self.mean, self.std, target, kf_frames),
+                "weight": float(weight),
             }
         cond = {"text": text, "valid": valid, "obs_mask": obs}
         uncond = {"text": empty, "valid": valid, "obs_mask": obs}
+        scale = float(d["guidance_scale"] if guidance_scale is None else guidance_scale)
         x = sample(
-            self.denoiser, self.schedule, (b, n, smplrifke.N_FEATS), cond=cond, uncond=uncond,
-            guidance_scale=float(d["guidance_scale"] if guidance_scale is None else guidance_scale),
+            self.denoiser, self.schedule, (b, n, smplrifke.N_FEATS), cond=cond,
+            guidance=Guidance(uncond=uncond, scale=scale, **guide), keyframes=keyframes,
             num_steps=num_steps or d["num_steps"], sampler=d["sampler"], generator=generator,
-            device=self.device, **kw,
+            device=self.device,
         )  # fmt: skip
         feats = (
             smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
@@ -357,7 +359,7 @@ class StmcKeyframeModule(pl.LightningModule):
         out_dir.mkdir(parents=True, exist_ok=True)
         for i in range(min(int(self.evaluation["n_media"]), len(pred))):
             n = int(lengths[i])
-            np.save(out_dir / f"test_{i:03d}_joints.npy", pred[i, :n].numpy())
+            np.save(out_dir / f"test_{i:03d}_joints.npy", pred[i, :n].cpu().numpy())
             write_gif(out_dir / f"test_{i:03d}.gif", pred[i, :n], texts[i], ghost=gt[i, :n],
                       keyframes=kf[i, :n])  # fmt: skip
 

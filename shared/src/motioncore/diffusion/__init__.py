@@ -1,6 +1,13 @@
 """Diffusion on diffusers schedulers: schedules, training targets and one sampling loop."""
 
-from motioncore.diffusion.sampling import concat_cond, guided_output, keyframe_loss, sample
+from motioncore.diffusion.sampling import (
+    Guidance,
+    Keyframes,
+    concat_cond,
+    guided_output,
+    keyframe_loss,
+    sample,
+)
 from motioncore.diffusion.schedule import (
     BETA_SCHEDULES,
     PREDICTION_TYPES,
@@ -10,6 +17,8 @@ from motioncore.diffusion.schedule import (
 
 __all__ = [
     "BETA_SCHEDULES",
+    "Guidance",
+    "Keyframes",
     "PREDICTION_TYPES",
     "SAMPLERS",
     "NoiseSchedule",

@@ -7,19 +7,64 @@ call (CondMDI's input replacement, ``x_in = M*x_obs + (1-M)*x_t``) or as noised 
 Reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", eq. 7) corrects the x0
 estimate with the gradient of a loss on it:
 ``x0' = x0 - (w * sqrt(abar_t) / 2) * grad_{x_t} L(x0)``.
+
+Per step: ``x_in`` (keyframes injected) -> guided model output -> optional callback with the x0
+estimate -> ``scheduler.step`` -> next ``x``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from diffusers import SchedulerMixin
 from tqdm.auto import tqdm
 
 from motioncore.diffusion.schedule import NoiseSchedule, _broadcast
 
 Model = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+INJECTIONS = ("clean", "noised")
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """How the model output is steered at every step.
+
+    Args:
+        uncond: unconditional conditioning for classifier-free guidance (None: no CFG).
+        scale: CFG scale s of ``u + s (c - u)``; 1 runs the conditional model alone.
+        loss: per-example loss ``[B]`` on the x0 estimate for reconstruction guidance; with
+            keyframes and no loss given, :func:`keyframe_loss` is used.
+        weight: w of reconstruction guidance; 0 disables it.
+    """
+
+    uncond: Any = None
+    scale: float = 1.0
+    loss: Callable[[torch.Tensor], torch.Tensor] | None = None
+    weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """Observed entries the sample must pass through.
+
+    Args:
+        values, mask: broadcastable to the sample shape; mask is 1 where observed.
+        injection: ``clean`` (CondMDI) or ``noised`` (values diffused to the current t).
+        impute_final: overwrite observed entries of the result with their values.
+    """
+
+    values: torch.Tensor
+    mask: torch.Tensor
+    injection: str = "clean"
+    impute_final: bool = True
+
+    def __post_init__(self) -> None:
+        if self.injection not in INJECTIONS:
+            raise ValueError(f"injection={self.injection!r} is unknown; use one of {INJECTIONS}")
 
 
 def concat_cond(a: Any, b: Any) -> Any:
@@ -61,91 +106,97 @@ def sample(
     schedule: NoiseSchedule,
     shape: tuple[int, ...],
     cond: Any = None,
-    uncond: Any = None,
-    guidance_scale: float = 1.0,
+    *,
+    guidance: Guidance | None = None,
+    keyframes: Keyframes | None = None,
     num_steps: int | None = None,
-    sampler: str | None = None,
-    keyframes: tuple[torch.Tensor, torch.Tensor] | None = None,
-    injection: str = "clean",
-    impute_final: bool = True,
-    guidance_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    guidance_weight: float = 0.0,
+    sampler: str | SchedulerMixin | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     x_init: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Draw samples of ``shape`` from ``model(x_t, t, cond) -> prediction``.
 
+    The model returns the schedule's prediction type; a model that estimates x0 directly (e.g. a
+    stitched collage of crops) wraps it with :meth:`NoiseSchedule.output_from_x0`.
+
     Args:
-        keyframes: ``(values, mask)`` broadcastable to ``shape``; mask is 1 where observed.
-        injection: ``clean`` (CondMDI) or ``noised`` (values diffused to the current t).
-        impute_final: overwrite observed entries of the result with their values.
-        guidance_loss: per-example loss on the x0 estimate for reconstruction guidance; with
-            keyframes and no loss given, :func:`keyframe_loss` is used.
-        guidance_weight: w of reconstruction guidance; 0 disables it.
+        guidance: CFG and reconstruction guidance (:class:`Guidance`); None runs ``model`` plainly.
+        keyframes: observed entries (:class:`Keyframes`).
+        sampler: a name of :data:`SAMPLERS` (default: the schedule's), or a diffusers scheduler
+            built by the caller (its ``set_timesteps`` is called here).
         x_init: starting noise (else drawn from ``generator``).
+        callback: ``callback(step, t, x_t, x0)`` after every model call: the step index, the
+            integer timestep, the model input ``x_t`` (keyframes injected) and the x0 estimate.
     """
-    if injection not in ("clean", "noised"):
-        raise ValueError(f"injection={injection!r} is unknown; use 'clean' or 'noised'")
-    scheduler = schedule.make_scheduler(sampler)
+    guidance = guidance or Guidance()
+    if isinstance(sampler, SchedulerMixin):
+        scheduler = sampler
+    else:
+        scheduler = schedule.make_scheduler(sampler)
     scheduler.set_timesteps(num_steps or schedule.num_inference_steps, device=device)
     if x_init is None:
         x_init = torch.randn(shape, generator=generator, dtype=dtype)
     x = x_init.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
 
     values = mask = None
+    loss_fn = guidance.loss
     if keyframes is not None:
-        values, mask = (k.to(device=device, dtype=dtype) for k in keyframes)
+        values, mask = (
+            k.to(device=device, dtype=dtype) for k in (keyframes.values, keyframes.mask)
+        )
         values, mask = torch.broadcast_tensors(values, mask)
         if values.shape != torch.Size(shape):
             raise ValueError(f"keyframes of shape {tuple(values.shape)} do not match {shape}")
-        if guidance_loss is None and guidance_weight > 0:
-            guidance_loss = lambda x0: keyframe_loss(x0, values, mask)  # noqa: E731
+        if loss_fn is None and guidance.weight > 0:
+            loss_fn = lambda x0: keyframe_loss(x0, values, mask)  # noqa: E731
+    reconstruct = loss_fn is not None and guidance.weight > 0
 
-    for step in tqdm(scheduler.timesteps, disable=not progress, desc="sampling", leave=False):
+    for i, step in enumerate(
+        tqdm(scheduler.timesteps, disable=not progress, desc="sampling", leave=False)
+    ):
         t = torch.full((shape[0],), int(step), device=device, dtype=torch.long)
         x_in = scheduler.scale_model_input(x, step)
         if mask is not None:
-            if injection == "clean":
+            if keyframes.injection == "clean":
                 observed = values
             else:
                 noise = torch.randn(shape, generator=generator, dtype=dtype).to(device)
                 observed = schedule.add_noise(values, noise, t)
             x_in = mask * observed + (1 - mask) * x_in
-        if guidance_loss is not None and guidance_weight > 0:
-            out = _reconstruction_guided(
-                model,
-                schedule,
-                x_in,
-                t,
-                cond,
-                uncond,
-                guidance_scale,
-                guidance_loss,
-                guidance_weight,
-                mask,
-            )
+        if reconstruct:
+            out = _reconstruction_guided(model, schedule, x_in, t, cond, guidance, loss_fn, mask)
         else:
-            out = guided_output(model, x_in, t, cond, uncond, guidance_scale)
+            out = guided_output(model, x_in, t, cond, guidance.uncond, guidance.scale)
+        if callback is not None:
+            callback(i, int(step), x_in, schedule.predict_x0(out, x_in, t))
         x = scheduler.step(out, step, x_in, generator=generator).prev_sample
 
-    if mask is not None and impute_final:
+    if mask is not None and keyframes.impute_final:
         x = mask * values + (1 - mask) * x
     return x
 
 
 def _reconstruction_guided(
-    model, schedule, x_in, t, cond, uncond, scale, loss_fn, weight, mask
+    model: Model,
+    schedule: NoiseSchedule,
+    x_in: torch.Tensor,
+    t: torch.Tensor,
+    cond: Any,
+    guidance: Guidance,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    mask: torch.Tensor | None,
 ) -> torch.Tensor:
     with torch.enable_grad():
         x_req = x_in.detach().requires_grad_(True)
-        out = guided_output(model, x_req, t, cond, uncond, scale)
+        out = guided_output(model, x_req, t, cond, guidance.uncond, guidance.scale)
         x0 = schedule.predict_x0(out, x_req, t)
         (grad,) = torch.autograd.grad(loss_fn(x0).sum(), x_req)
     if mask is not None:
         grad = grad * (1 - mask)
     a = _broadcast(schedule.alphas_cumprod, t, x_in)
-    x0 = x0.detach() - weight * a.sqrt() / 2 * grad
+    x0 = x0.detach() - guidance.weight * a.sqrt() / 2 * grad
     return schedule.output_from_x0(x0, x_in, t)
