@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from imf.model.blocks import DownConvResBlock, make_norm
+from imf.model.blocks import block_classes, make_norm
 from imf.model.stylegan import EqualConv2d, EqualLinear, ResBlockDown, ScaledLeakyReLU
+
+TOKEN_ENCODER_LAYOUTS = ("paper", "johndpope")
 
 
 class DenseFeatureEncoder(nn.Module):
@@ -16,7 +18,8 @@ class DenseFeatureEncoder(nn.Module):
     A 7x7 stem, ``hidden_blocks`` DownConvResBlocks whose outputs are not returned (the paper
     has one, 64 channels, 256 -> 128 px), then one DownConvResBlock per returned level. With the
     paper setting (stem 64, hidden 1, channels 128/256/512/512) a 256 px frame gives
-    f1 128@64^2, f2 256@32^2, f3 512@16^2, f4 512@8^2.
+    f1 128@64^2, f2 256@32^2, f3 512@16^2, f4 512@8^2. ``block_style`` picks the paper's
+    residual blocks or the reimplementation's (see :mod:`imf.model.blocks`).
     """
 
     def __init__(
@@ -26,19 +29,20 @@ class DenseFeatureEncoder(nn.Module):
         hidden_blocks: int = 1,
         norm: str = "batch",
         res_blocks: int = 2,
+        block_style: str = "paper",
     ):
         super().__init__()
+        _, down_block, _ = block_classes(block_style)
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem_channels, 7, padding=3), make_norm(norm, stem_channels), nn.ReLU()
         )
         hidden = [
-            DownConvResBlock(stem_channels, stem_channels, norm, res_blocks)
-            for _ in range(hidden_blocks)
+            down_block(stem_channels, stem_channels, norm, res_blocks) for _ in range(hidden_blocks)
         ]
         self.hidden = nn.Sequential(*hidden)
         widths = [stem_channels, *channels]
         self.levels = nn.ModuleList(
-            DownConvResBlock(a, b, norm, res_blocks) for a, b in zip(widths[:-1], widths[1:])
+            down_block(a, b, norm, res_blocks) for a, b in zip(widths[:-1], widths[1:])
         )
         self.stride = 2 ** (hidden_blocks + 1)  # of the finest returned level
 
@@ -59,6 +63,11 @@ class LatentTokenEncoder(nn.Module):
     (the paper; the public reimplementation uses global average pooling instead), then an MLP
     of ``mlp_layers`` linear layers and a final projection to ``token_dim`` (LIA's fc stack has
     no activations between its linear layers; ``mlp_activation`` adds them).
+
+    ``layout="johndpope"`` is the public reimplementation's E_T, kept so its checkpoints import:
+    a plain 3x3 conv stem with LeakyReLU(0.2), LIA ResBlocks that down-sample with the
+    [1, 3, 3, 1] blur and a stride-2 conv, a 3x3 EqualConv2d followed by global average
+    pooling, and LeakyReLU(0.2) after each of the MLP's EqualLinears.
     """
 
     def __init__(
@@ -68,26 +77,41 @@ class LatentTokenEncoder(nn.Module):
         token_dim: int = 32,
         mlp_layers: int = 4,
         mlp_activation: bool = False,
+        layout: str = "paper",
     ):
         super().__init__()
+        if layout not in TOKEN_ENCODER_LAYOUTS:
+            raise ValueError(f"layout must be one of {TOKEN_ENCODER_LAYOUTS}, got {layout!r}")
         blocks = image_size.bit_length() - 3  # log2(image_size / 4)
         if image_size < 8 or image_size & (image_size - 1):
             raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
         widths = [channels[min(i, len(channels) - 1)] for i in range(blocks + 1)]
-        self.stem = nn.Sequential(
-            EqualConv2d(3, widths[0], 3, padding=1, bias=False), ScaledLeakyReLU(widths[0])
+        blur = layout == "johndpope"
+        self.blocks = nn.Sequential(
+            *(ResBlockDown(a, b, blur) for a, b in zip(widths[:-1], widths[1:]))
         )
-        self.blocks = nn.Sequential(*(ResBlockDown(a, b) for a, b in zip(widths[:-1], widths[1:])))
-        self.to_vector = nn.Sequential(
-            EqualConv2d(widths[-1], widths[-1], 4, bias=False), ScaledLeakyReLU(widths[-1])
-        )
-        self.mlp = nn.Sequential(
-            *(
-                EqualLinear(widths[-1], widths[-1], activation=mlp_activation)
+        width = widths[-1]
+        if layout == "paper":
+            self.stem = nn.Sequential(
+                EqualConv2d(3, widths[0], 3, padding=1, bias=False), ScaledLeakyReLU(widths[0])
+            )
+            self.to_vector = nn.Sequential(
+                EqualConv2d(width, width, 4, bias=False), ScaledLeakyReLU(width)
+            )
+            hidden = [
+                EqualLinear(width, width, activation=mlp_activation) for _ in range(mlp_layers)
+            ]
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1), nn.LeakyReLU(0.2))
+            self.to_vector = nn.Sequential(
+                EqualConv2d(width, width, 3, padding=1), nn.AdaptiveAvgPool2d(1)
+            )
+            hidden = [
+                layer
                 for _ in range(mlp_layers)
-            ),
-            EqualLinear(widths[-1], token_dim),
-        )
+                for layer in (EqualLinear(width, width), nn.LeakyReLU(0.2))
+            ]
+        self.mlp = nn.Sequential(*hidden, EqualLinear(width, token_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.to_vector(self.blocks(self.stem(x)))

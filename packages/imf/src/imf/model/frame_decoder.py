@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from imf.model.blocks import FeatResBlock, UpConvResBlock
+from imf.model.blocks import block_classes
 
 
 class FrameDecoder(nn.Module):
@@ -17,7 +17,8 @@ class FrameDecoder(nn.Module):
     ``extra_up`` more UpConvResBlocks (halving the width) back to the frame resolution and a
     3x3 conv with a sigmoid. Paper (256 px): 512->512 (8->16), 1024->512 (->32),
     768->256 (->64), 384->128 (->128), 128->64 (->256), conv 64->3.
-    Returns images in [-1, 1] (the sigmoid output mapped linearly).
+    Returns images in [-1, 1] (the sigmoid output mapped linearly). ``block_style`` picks the
+    paper's residual blocks or the reimplementation's (see :mod:`imf.model.blocks`).
     """
 
     def __init__(
@@ -27,21 +28,23 @@ class FrameDecoder(nn.Module):
         refine_blocks: int = 3,
         norm: str = "batch",
         res_blocks: int = 2,
+        block_style: str = "paper",
     ):
         super().__init__()
+        feat_block, _, up_block = block_classes(block_style)
         channels = list(channels)
-        self.first = UpConvResBlock(channels[-1], channels[-1], norm, res_blocks)
+        self.first = up_block(channels[-1], channels[-1], norm, res_blocks)
         self.refine, self.up = nn.ModuleList(), nn.ModuleList()
         previous = channels[-1]
         for width in channels[-2::-1]:
             self.refine.append(
-                nn.Sequential(*(FeatResBlock(width, norm) for _ in range(refine_blocks)))
+                nn.Sequential(*(feat_block(width, norm) for _ in range(refine_blocks)))
             )
-            self.up.append(UpConvResBlock(previous + width, width, norm, res_blocks))
+            self.up.append(up_block(previous + width, width, norm, res_blocks))
             previous = width
         tail = []
         for _ in range(extra_up):
-            tail.append(UpConvResBlock(previous, max(previous // 2, 16), norm, res_blocks))
+            tail.append(up_block(previous, max(previous // 2, 16), norm, res_blocks))
             previous = max(previous // 2, 16)
         self.tail = nn.Sequential(*tail)
         self.to_rgb = nn.Conv2d(previous, 3, 3, padding=1)

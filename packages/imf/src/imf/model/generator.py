@@ -12,6 +12,9 @@ from imf.model.encoders import DenseFeatureEncoder, LatentTokenEncoder
 from imf.model.frame_decoder import FrameDecoder
 from imf.model.token_decoder import LatentTokenDecoder
 
+LAYOUTS = ("paper", "johndpope")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 
 @dataclass
 class ReferenceCode:
@@ -38,6 +41,9 @@ class IMFGenerator(nn.Module):
         norm: normalisation of E_F and D_F (paper: batch).
         res_blocks: FeatResBlocks inside every up/down residual block of E_F and D_F (paper 2).
         fused_attention: SDPA flash path in IMF_A (False: plain softmax(QK^T)V, for checks).
+        layout: ``paper`` (default) or ``johndpope``, the public reimplementation's E_F/D_F
+            blocks, E_T and IMF_D (see their docstrings); ``johndpope`` also feeds the encoders
+            ImageNet-normalised pixels as that code does. Only ``imf-import`` needs it.
     """
 
     def __init__(
@@ -58,8 +64,12 @@ class IMFGenerator(nn.Module):
         norm: str = "batch",
         res_blocks: int = 2,
         fused_attention: bool = True,
+        layout: str = "paper",
     ):
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.layout = layout
         if len(feature_channels) != len(motion_channels):
             raise ValueError(
                 f"feature_channels {list(feature_channels)} and motion_channels "
@@ -68,7 +78,7 @@ class IMFGenerator(nn.Module):
         levels = len(feature_channels)
         self.image_size, self.token_dim = image_size, token_dim
         self.feature_encoder = DenseFeatureEncoder(
-            feature_channels, stem_channels, hidden_blocks, norm, res_blocks
+            feature_channels, stem_channels, hidden_blocks, norm, res_blocks, block_style=layout
         )
         stride = self.feature_encoder.stride
         sizes = [image_size // (stride * 2**level) for level in range(levels)]
@@ -78,10 +88,10 @@ class IMFGenerator(nn.Module):
                 f"{image_size} px; use fewer levels or a larger image_size"
             )
         self.token_encoder = LatentTokenEncoder(
-            image_size, token_channels, token_dim, token_mlp_layers
+            image_size, token_channels, token_dim, token_mlp_layers, layout=layout
         )
         self.token_decoder = LatentTokenDecoder(
-            motion_channels, sizes[-1], token_dim, const_channels
+            motion_channels, sizes[-1], token_dim, const_channels, layout
         )
         self.alignment = nn.ModuleList(
             ImplicitMotionAlignment(m, f, s, depth, heads, mlp_dim, fused_attention)
@@ -89,7 +99,7 @@ class IMFGenerator(nn.Module):
         )
         extra_up = stride.bit_length() - 2  # log2(stride) - 1
         self.frame_decoder = FrameDecoder(
-            feature_channels, extra_up, decoder_refine_blocks, norm, res_blocks
+            feature_channels, extra_up, decoder_refine_blocks, norm, res_blocks, layout
         )
 
     def _check(self, frames: Tensor) -> None:
@@ -101,16 +111,24 @@ class IMFGenerator(nn.Module):
                 f"resize the data (data.image_size) or set model.generator.image_size"
             )
 
+    def _encoder_input(self, frames: Tensor) -> Tensor:
+        if self.layout == "paper":
+            return frames
+        mean = frames.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = frames.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return ((frames + 1) / 2 - mean) / std
+
     def encode_tokens(self, frames: Tensor) -> Tensor:
         """``t = E_T(x)``: ``[B, 3, H, W] -> [B, token_dim]``, the per-frame code."""
         self._check(frames)
-        return self.token_encoder(frames)
+        return self.token_encoder(self._encoder_input(frames))
 
     def encode_reference(self, reference: Tensor) -> ReferenceCode:
         """Everything the decoder needs from the reference frame, computed once per clip."""
         self._check(reference)
-        token = self.token_encoder(reference)
-        return ReferenceCode(self.feature_encoder(reference), self.token_decoder(token), token)
+        x = self._encoder_input(reference)
+        token = self.token_encoder(x)
+        return ReferenceCode(self.feature_encoder(x), self.token_decoder(token), token)
 
     def decode(self, reference: ReferenceCode, tokens: Tensor) -> Tensor:
         """Reconstruct frames from current tokens ``[B, token_dim]`` and a cached reference

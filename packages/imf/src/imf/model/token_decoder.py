@@ -19,6 +19,10 @@ class LatentTokenDecoder(nn.Module):
     paper's branching; the public reimplementation chains the branch into the trunk). Every
     conv is modulated and demodulated by the token; no noise is injected.
 
+    ``layout="johndpope"`` is the public reimplementation's IMF_D, kept so its checkpoints
+    import: the branch conv is chained into the trunk (the trunk continues from ``m^l``) and the
+    up-sampling convs use StyleGAN2's transposed conv + blur.
+
     Args:
         channels: motion channels per level, fine to coarse (paper 256, 512, 512, 512).
         coarsest_size: spatial size of the coarsest level (paper 8 for 256 px frames).
@@ -30,8 +34,13 @@ class LatentTokenDecoder(nn.Module):
         coarsest_size: int,
         token_dim: int = 32,
         const_channels: int = 32,
+        layout: str = "paper",
     ):
         super().__init__()
+        if layout not in ("paper", "johndpope"):
+            raise ValueError(f"layout must be 'paper' or 'johndpope', got {layout!r}")
+        self.chained = layout == "johndpope"
+        upsample_mode = "transposed" if self.chained else "bilinear"
         if coarsest_size < 2 or coarsest_size % 2:
             raise ValueError(f"coarsest motion size must be even and >= 2, got {coarsest_size}")
         coarse_to_fine = list(channels)[::-1]
@@ -42,7 +51,7 @@ class LatentTokenDecoder(nn.Module):
         self.up, self.trunk, self.taps = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         previous = coarse_to_fine[0]
         for width in coarse_to_fine:
-            self.up.append(StyledConv(previous, width, token_dim, upsample=True))
+            self.up.append(StyledConv(previous, width, token_dim, True, upsample_mode))
             self.trunk.append(StyledConv(width, width, token_dim))
             self.taps.append(StyledConv(width, width, token_dim))
             previous = width
@@ -55,5 +64,8 @@ class LatentTokenDecoder(nn.Module):
         motion = []
         for up, trunk, tap in zip(self.up, self.trunk, self.taps):
             h = trunk(up(h, token), token)
-            motion.append(tap(h, token))
+            m = tap(h, token)
+            if self.chained:
+                h = m
+            motion.append(m)
         return motion[::-1]
