@@ -44,7 +44,7 @@ def test_token_file_mismatch_is_a_clear_error(tiny_generator_kwargs, tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         decode_tokens(gen, {"tokens": data["tokens"]})
     (tmp_path / "bad.npz").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="truncated or not a .npz token file"):
         load_token_file(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="reference_index"):
         encode_frames(gen, _frames(2), fps=10.0, reference_index=5)

@@ -7,6 +7,7 @@ frame), ``fps`` and ``image_size``.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,10 @@ REQUIRED_KEYS = ("reference", "tokens", "fps", "image_size")
 
 
 @torch.no_grad()
-def encode_frames(
-    generator: IMFGenerator,
-    frames: np.ndarray,
-    fps: float,
-    reference_index: int = 0,
-    chunk: int = 32,
-) -> dict[str, np.ndarray]:
-    """uint8 ``[T, H, W, 3]`` -> token-file arrays (``t_c = E_T(x_c)`` for every frame)."""
+def clip_tokens(
+    generator: IMFGenerator, frames: np.ndarray, reference_index: int = 0, chunk: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[T, H, W, 3]`` -> (uint8 reference ``[S, S, 3]``, float32 tokens ``[T, d_m]``)."""
     device = next(generator.parameters()).device
     x = to_model_frames(frames, generator.image_size)
     if not 0 <= reference_index < len(x):
@@ -38,9 +35,21 @@ def encode_frames(
             for i in range(0, len(x), chunk)
         ]
     )
+    return to_uint8(x[reference_index : reference_index + 1])[0], tokens.numpy()
+
+
+def encode_frames(
+    generator: IMFGenerator,
+    frames: np.ndarray,
+    fps: float,
+    reference_index: int = 0,
+    chunk: int = 32,
+) -> dict[str, np.ndarray]:
+    """uint8 ``[T, H, W, 3]`` -> token-file arrays (``t_c = E_T(x_c)`` for every frame)."""
+    reference, tokens = clip_tokens(generator, frames, reference_index, chunk)
     return {
-        "reference": to_uint8(x[reference_index : reference_index + 1])[0],
-        "tokens": tokens.cpu().numpy().astype(TOKEN_DTYPE),
+        "reference": reference,
+        "tokens": tokens.astype(TOKEN_DTYPE),
         "fps": np.array(fps, dtype=np.float32),
         "image_size": np.array(generator.image_size, dtype=np.int32),
     }
@@ -95,8 +104,11 @@ def load_token_file(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz token file ({e})") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(
+            f"{path} is truncated or not a .npz token file ({type(e).__name__}: {e}); "
+            "re-encode the clip with imf-encode"
+        ) from e
 
 
 def bytes_per_frame(token_dim: int) -> int:

@@ -1,13 +1,17 @@
-"""``imf-encode VIDEO -o tokens.npz --ckpt last.ckpt``: a clip -> reference frame + tokens.
+"""``imf-encode VIDEO -o clip.imf --ckpt last.ckpt --quality Q``: a clip -> bitstream.
 
-Also ``python -m imf.encode``. VIDEO is a video file or a folder of frames.
+Also ``python -m imf.encode``. VIDEO is a video file or a folder of frames. An ``.imf`` output is
+the entropy-coded bitstream (quantised tokens + coded reference frame, see :mod:`imf.bitstream`);
+an ``.npz`` output keeps the raw fp16 tokens and the uint8 reference instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from imf.bitstream import REFERENCE_CODECS, encode_clip, write_bitstream
 from imf.checkpoint import load_checkpoint
 from imf.codec import bytes_per_frame, encode_frames, save_token_file
 from imf.data.video_io import read_clip, read_video
@@ -16,7 +20,17 @@ from imf.data.video_io import read_clip, read_video
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="imf-encode", description=__doc__)
     parser.add_argument("video", help="video file (mp4, ...) or folder of PNG/JPG frames")
-    parser.add_argument("-o", "--output", required=True, help="token file to write (.npz)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="bitstream (.imf) or raw token file (.npz) to write"
+    )
+    parser.add_argument(
+        "--quality",
+        type=float,
+        default=8.0,
+        help=".imf: quantisation bins per token standard deviation (default 8; higher = better)",
+    )
+    parser.add_argument("--reference-codec", choices=REFERENCE_CODECS, default="png")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="with --reference-codec jpeg")
     parser.add_argument(
         "--ckpt", required=True, help="IMF checkpoint (runs/imf/<run>/checkpoints/last.ckpt)"
     )
@@ -40,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.frame_skip < 1:
         sys.exit("error: --frame-skip must be >= 1")
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".imf", ".npz"):
+        sys.exit(f"error: -o {args.output}: write a .imf bitstream or a .npz token file")
+    if not args.quality > 0:
+        sys.exit(f"error: --quality must be > 0, got {args.quality}")
+    if not 1 <= args.jpeg_quality <= 100:
+        sys.exit(f"error: --jpeg-quality must be in 1..100, got {args.jpeg_quality}")
     module = load_checkpoint(args.ckpt, args.device)
     frames = read_clip(args.video)[:: args.frame_skip][: args.max_frames]
     fps = args.fps
@@ -50,6 +71,25 @@ def main(argv: list[str] | None = None) -> int:
             else read_video(args.video)[1]
         )
         fps /= args.frame_skip
+    if suffix == ".imf":
+        blob, symbols = encode_clip(
+            module.generator,
+            frames,
+            fps,
+            args.quality,
+            args.reference_frame,
+            str(Path(args.ckpt).resolve()),
+            args.reference_codec,
+            args.jpeg_quality,
+        )
+        path = write_bitstream(args.output, blob)
+        size = module.generator.image_size
+        bpp = 8 * len(blob) / (len(symbols) * size * size)
+        print(
+            f"wrote {path}: {len(symbols)} frames, {len(blob)} bytes ({bpp:.4f} bits per pixel, "
+            f"reference frame included) at quality {args.quality:g}"
+        )
+        return 0
     data = encode_frames(module.generator, frames, fps, args.reference_frame)
     path = save_token_file(args.output, data)
     per_frame = bytes_per_frame(module.generator.token_dim)
