@@ -28,7 +28,8 @@ def test_kitti_range_keys_match_upstream(monkeypatch, repo_root):
     monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
     cfg = _compose("train", ["experiment=kitti_range", "paths.output_dir=/tmp/x"])
     unet = cfg.model.STDiff.Diffusion.unet_config
-    assert list(unet.sample_size) == [64, 512] and unet.in_channels == 2 and unet.out_channels == 1
+    assert list(unet.sample_size) == [64, 512] and "in_channels" not in unet  # from the data
+    assert cfg.model.channels == cfg.data.channels == 1
     assert unet.m_channels == 256 and unet.layers_per_block == 2
     assert list(unet.down_block_types) == ["DownBlock2D"] + ["AttnDownBlock2D"] * 4
     assert list(unet.up_block_types) == ["AttnUpBlock2D"] * 4 + ["UpBlock2D"]
@@ -38,13 +39,11 @@ def test_kitti_range_keys_match_upstream(monkeypatch, repo_root):
     assert (
         me.learn_diff_image,
         list(me.image_size),
-        me.in_channels,
         me.model_channels,
         me.n_downs,
     ) == (
         True,
         [64, 512],
-        1,
         64,
         2,
     )

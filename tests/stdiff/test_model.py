@@ -23,7 +23,7 @@ def test_kitti_range_parameter_count_and_layout(repo_root):
     assert unet["block_out_channels"] == [128, 256, 256, 512, 512]
     assert unet["attention_head_dim"] == [None, 128, 128, 128, 128]
     with torch.device("meta"):
-        model = STDiffModel(cfg)
+        model = STDiffModel(cfg, channels=1)
     total = count_parameters(model)
     spade = sum(p.numel() for n, p in model.named_parameters() if ".spade." in n)
     assert 203.5e6 < total < 205.0e6  # upstream: ~204.2M
@@ -50,14 +50,35 @@ def test_unknown_config_keys_are_rejected(tiny_cfg):
 
 def test_mismatched_channels_name_the_fix(tiny_cfg):
     tiny_cfg["Diffusion"]["unet_config"]["in_channels"] = 1
-    with pytest.raises(ValueError, match="in_channels=2"):
+    with pytest.raises(ValueError, match=r"in_channels=1 \(needs 2\)"):
         STDiffModel(tiny_cfg)
 
 
-def test_unequal_attention_head_dims_are_rejected(tiny_cfg):
-    tiny_cfg["Diffusion"]["unet_config"]["attention_head_dim"] = [4, 8]
-    with pytest.raises(ValueError, match="one head"):
+def test_attention_head_dim_per_block(tiny_cfg):
+    """Upstream's 128 px configs give each block its own head dim ([.., 192, 256])."""
+    tiny_cfg["Diffusion"]["unet_config"]["attention_head_dim"] = [None, 4]
+    u = STDiffModel(tiny_cfg).unet.unet
+    attn = u.down_blocks[1].attentions[0]
+    assert (attn.heads, attn.scale) == (4, 4**-0.5)  # 16 channels / head dim 4
+    assert u.up_blocks[0].attentions[0].heads == 16 // 4 and u.mid_block.attentions[0].heads == 4
+    tiny_cfg["Diffusion"]["unet_config"]["attention_head_dim"] = [4]
+    with pytest.raises(ValueError, match="one per block"):
         STDiffModel(tiny_cfg)
+
+
+def test_channels_follow_the_data(tiny_cfg):
+    for key in ("in_channels", "out_channels"):
+        del tiny_cfg["Diffusion"]["unet_config"][key]
+    del tiny_cfg["DiffNet"]["MotionEncoder"]["in_channels"]
+    model = STDiffModel(tiny_cfg, channels=3)
+    assert (model.unet.in_channels, model.unet.unet.config.out_channels) == (6, 3)
+    assert model.tde.encoder.net[0].in_channels == 3 and model.channels == 3
+    assert model.config["Diffusion"]["unet_config"]["in_channels"] == 6
+    with pytest.raises(ValueError, match="data.channels"):
+        STDiffModel(tiny_cfg)
+    tiny_cfg["Diffusion"]["unet_config"]["out_channels"] = 1
+    with pytest.raises(ValueError, match=r"3-channel frames but STDiff.Diffusion.unet_config.out"):
+        STDiffModel(tiny_cfg, channels=3)
 
 
 def test_training_forward_shapes_and_motion_changes_output(tiny_cfg, clip_batch):
@@ -161,6 +182,7 @@ def test_kitti_range_forward_backward_full_size(repo_root):
         OmegaConf.load(repo_root / "packages/stdiff/src/stdiff/configs/model/kitti_range.yaml")
     )
     cfg.pop("_target_")
+    cfg["channels"] = 1  # ${data.channels} in training
     torch.manual_seed(0)
     module = STDiffModule(**cfg)
     frames = torch.rand(1, 6, 1, 64, 512) * 2 - 1

@@ -33,7 +33,9 @@ UPSTREAM_UNET_S, UPSTREAM_FRAME_S, UPSTREAM_TRAIN_S = 7.3, 730.0, 92.0
 
 
 def _model_cfg(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / f"{name}.yaml"), resolve=True)
+    cfg = OmegaConf.load(CONFIGS / "model" / f"{name}.yaml")
+    cfg.channels = 1  # the bench frames are single-channel (${data.channels} in training)
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def _module(name: str = "kitti_range", device: str = "cpu", **kw):

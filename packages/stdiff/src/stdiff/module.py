@@ -8,12 +8,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from diffusers.optimization import get_cosine_with_hard_restarts_schedule_with_warmup
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from motioncore.diffusion import NoiseSchedule, sample
+from motioncore.diffusion import NoiseSchedule, diffusion_loss, sample
 from motioncore.metrics import lpips_or_none, psnr, ssim
 from stdiff.media import write_prediction_media
 from stdiff.model.stdiff import STDiffModel
@@ -38,6 +37,8 @@ class STDiffModule(pl.LightningModule):
         predictions), ``bf16`` (CPU/GPU bf16 autocast for sampling).
     gradient_checkpointing: recompute the UNet's ResNet blocks in backward (less activation
         memory for the 64 x 512 model, about a third more compute).
+    channels: channels of the data's frames (``${data.channels}``); the UNet and the motion
+        encoder follow it (see :class:`stdiff.model.stdiff.STDiffModel`).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class STDiffModule(pl.LightningModule):
         optim: dict,
         eval: dict,  # noqa: A002
         gradient_checkpointing: bool = False,
+        channels: int | None = None,
     ):
         super().__init__()
         # plain containers: checkpoints must load with torch.load(weights_only=True)
@@ -56,14 +58,27 @@ class STDiffModule(pl.LightningModule):
             "optim": _plain(optim),
             "eval": _plain(eval),
             "gradient_checkpointing": bool(gradient_checkpointing),
+            "channels": None if channels is None else int(channels),
         }
         self.save_hyperparameters(hparams)
-        self.model = STDiffModel(hparams["STDiff"])
+        self.model = STDiffModel(hparams["STDiff"], hparams["channels"])
         self.model.unet.enable_gradient_checkpointing(bool(gradient_checkpointing))
         self.schedule = NoiseSchedule(**hparams["noise"])
         self.optim_cfg = dict(hparams["optim"])
         self.eval_cfg = dict(hparams["eval"])
         self._media_batch: dict[str, Tensor] | None = None
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Refuse, by name, weights trained on frames with another number of channels."""
+        key = "model.unet.unet.conv_out.weight"
+        if key in state_dict and state_dict[key].shape[0] != self.model.channels:
+            c = state_dict[key].shape[0]
+            raise ValueError(
+                f"the checkpoint was trained on {c}-channel frames but this model is built for "
+                f"{self.model.channels} (data.channels={self.model.channels}); set "
+                f"data.channels={c}"
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ---- training ------------------------------------------------------------------------
     def _entropy(self, generator: torch.Generator | None = None) -> int:
@@ -72,17 +87,22 @@ class STDiffModule(pl.LightningModule):
     def diffusion_loss(
         self, batch: dict[str, Tensor], generator: torch.Generator | None = None
     ) -> Tensor:
-        """L1 between predicted and true noise over all sampled future frames (upstream's loss)."""
+        """L1 to the prediction type's target over all sampled future frames (upstream's loss),
+        with the schedule's offset noise and Min-SNR-gamma weights when configured."""
         vo, idx_o, vp, idx_p = batch["vo"], batch["idx_o"], batch["vp"], batch["idx_p"]
         b, k = vp.shape[:2]
         x0 = vp.flatten(0, 1)
-        noise = torch.randn(x0.shape, generator=generator).to(x0)
-        t = torch.randint(0, self.schedule.num_train_timesteps, (b * k,), generator=generator).to(
-            x0.device
-        )
-        noisy = self.schedule.add_noise(x0, noise, t).unflatten(0, (b, k))
-        pred = self.model(vo, idx_o, idx_p, noisy, t, clean_vp=vp, entropy=self._entropy(generator))
-        return F.l1_loss(pred.flatten(0, 1), self.schedule.training_target(x0, noise, t))
+
+        def model(x_t, t, _):
+            noisy = x_t.unflatten(0, (b, k))
+            pred = self.model(vo, idx_o, idx_p, noisy, t, clean_vp=vp,
+                              entropy=self._entropy(generator))  # fmt: skip
+            return pred.flatten(0, 1)
+
+        # noise before t (upstream's order, so seeded runs are unchanged); t is drawn in there
+        noise = self.schedule.sample_noise(x0, generator)
+        out = diffusion_loss(model, self.schedule, x0, generator=generator, kind="l1", noise=noise)
+        return out.loss.mean()
 
     def training_step(self, batch, _):
         loss = self.diffusion_loss(batch)
@@ -148,13 +168,16 @@ class STDiffModule(pl.LightningModule):
             for start in range(0, targets.shape[1], chunk):
                 tp = targets[:, start : start + chunk]
                 m_feat = self.model.motion(obs, times, tp, entropy=self._entropy(generator))
-                prev = obs[:, -1]
+                prev = self.model.first_prev(obs)
                 frames = []
                 for j in range(tp.shape[1]):
-                    prev = self._denoise_frame(m_feat[:, j], prev, sampler, num_steps, generator)
-                    frames.append(prev)
+                    frame = self._denoise_frame(m_feat[:, j], prev, sampler, num_steps, generator)
+                    frames.append(frame)
+                    prev = self.model.degrade(frame)
                 frames = torch.stack(frames, 1)
                 out.append(frames)
+                if self.model.super_res:  # later chunks observe small frames, as the first one
+                    obs, frames = self.model.motion_input(obs), self.model.motion_input(frames)
                 obs = torch.cat([obs, frames], 1)[:, -to:]
                 times = torch.cat([times, tp], 1)[:, -to:]
         preds = torch.cat(out, 1)

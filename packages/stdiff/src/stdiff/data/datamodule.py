@@ -47,8 +47,9 @@ class VideoDataModule(BaseDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         eval_batch_size: int | None = None,
+        per_device_batch_size: int | None = None,
     ):
-        super().__init__(batch_size, num_workers, eval_batch_size)
+        super().__init__(batch_size, num_workers, eval_batch_size, per_device_batch_size)
         self.root = Path(root)
         self.format = format
         self.image_size = tuple(image_size)

@@ -29,7 +29,7 @@ class MotionEncoderConfig:
 
     learn_diff_image: bool = True
     image_size: list[int] | int = 64
-    in_channels: int = 1
+    in_channels: int | None = None  # None: the frames' channels (data.channels)
     model_channels: int = 64
     n_downs: int = 2
 

@@ -10,6 +10,7 @@ adds the time embedding, exactly where the fork inserts it. Attention stays diff
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 
 import torch.nn.functional as F
@@ -74,34 +75,48 @@ class SpadeConv(nn.Module):
         return h * (1 + gamma.to(h.dtype)) + beta.to(h.dtype)
 
 
-def _attention_head_dim(cfg: dict) -> int | None:
-    """Upstream gives one head dim per block ([null, 128, ...], null for blocks without
-    attention); stock UNet2DModel takes one value, so all given values must agree."""
-    value = cfg.get("attention_head_dim")
+def _head_dims(cfg: dict) -> list[int | None]:
+    """Upstream gives one head dimension per down block ([null, 128, ...], null for blocks without
+    attention) or one value for all; the up blocks use the reversed list and the mid block the
+    last entry, as in the fork."""
+    default = inspect.signature(UNet2DModel.__init__).parameters["down_block_types"].default
+    n = len(cfg.get("down_block_types") or default)
+    value = cfg.get("attention_head_dim", 8)
     if not isinstance(value, list | tuple):
-        return value
-    given = {v for v in value if v is not None}
-    if len(given) > 1:
+        return [value] * n
+    if len(value) != n:
         raise ValueError(
-            f"attention_head_dim={list(value)}: stock diffusers UNet2DModel uses one head "
-            "dimension for all attention blocks; give equal values (null where a block has no "
-            "attention)"
+            f"attention_head_dim={list(value)} has {len(value)} entries for {n} down blocks; give "
+            "one per block (null where a block has no attention) or a single value"
         )
-    return given.pop() if given else None
+    return list(value)
+
+
+def _set_heads(attn: nn.Module, head_dim: int | None) -> None:
+    """Re-split an attention layer into ``channels // head_dim`` heads (one head for null).
+    Only the head count and the score scale depend on it; the projection weights do not."""
+    channels = attn.inner_dim
+    dim = channels if head_dim is None else head_dim
+    if channels % dim:
+        raise ValueError(f"attention_head_dim={head_dim} does not divide {channels} channels")
+    attn.heads = channels // dim
+    attn.scale = dim**-0.5
 
 
 class UNet2DMotionCond(nn.Module):
     """Denoiser ``eps(x_t, t, m_feat)`` built from ``STDiff.Diffusion.unet_config``.
 
     The config keys are diffusers' ``UNet2DModel`` arguments plus ``m_channels`` (the motion
-    feature depth); all 27 ResNet blocks of the 64 px config get a :class:`MotionCondModule`.
+    feature depth); ``attention_head_dim`` may be one value per down block as in the fork. All 27
+    ResNet blocks of the 64 px config get a :class:`MotionCondModule`.
     """
 
     def __init__(self, **unet_config):
         super().__init__()
         cfg = dict(unet_config)
         m_channels = cfg.pop("m_channels")
-        cfg["attention_head_dim"] = _attention_head_dim(cfg)
+        head_dims = _head_dims(cfg)
+        cfg["attention_head_dim"] = next((d for d in head_dims if d is not None), None)
         for key in ("sample_size", "block_out_channels", "down_block_types", "up_block_types"):
             if isinstance(cfg.get(key), list):
                 cfg[key] = tuple(cfg[key])
@@ -109,6 +124,14 @@ class UNet2DMotionCond(nn.Module):
             self.unet = UNet2DModel(**cfg)
         except TypeError as e:
             raise ValueError(f"STDiff.Diffusion.unet_config: {e}") from e
+        u = self.unet
+        for blocks, dims in ((u.down_blocks, head_dims), (u.up_blocks, head_dims[::-1])):
+            for block, dim in zip(blocks, dims, strict=True):
+                for attn in getattr(block, "attentions", ()):
+                    _set_heads(attn, dim)
+        for attn in u.mid_block.attentions:
+            if attn is not None:
+                _set_heads(attn, head_dims[-1])
         self.m_channels = m_channels
         self._state = _MotionState()
         blocks = [m for m in self.unet.modules() if isinstance(m, ResnetBlock2D)]
