@@ -1,5 +1,6 @@
-"""Diffusion on diffusers schedulers: schedules, training targets and one sampling loop."""
+"""Diffusion on diffusers schedulers: schedules, the one training loss and one sampling loop."""
 
+from motioncore.diffusion.loss import LOSS_KINDS, DiffusionLoss, diffusion_loss
 from motioncore.diffusion.sampling import (
     Guidance,
     Keyframes,
@@ -17,12 +18,15 @@ from motioncore.diffusion.schedule import (
 
 __all__ = [
     "BETA_SCHEDULES",
+    "LOSS_KINDS",
+    "DiffusionLoss",
     "Guidance",
     "Keyframes",
     "PREDICTION_TYPES",
     "SAMPLERS",
     "NoiseSchedule",
     "concat_cond",
+    "diffusion_loss",
     "guided_output",
     "keyframe_loss",
     "sample",

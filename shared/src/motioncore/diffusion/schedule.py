@@ -133,20 +133,21 @@ class NoiseSchedule:
         return noise
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """q(x_t | x_0) = N(sqrt(abar_t) x0, (1 - abar_t) I) (Ho et al. 2020, eq. 4); any shape."""
-        a = _broadcast(self.alphas_cumprod, t, x0)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        """q(x_t | x_0) = N(sqrt(abar_t) x0, (1 - abar_t) I) (Ho et al. 2020, eq. 4); any shape.
+
+        diffusers' ``add_noise`` of the training DDPM scheduler."""
+        return self._train.add_noise(x0, noise, t)
 
     def training_target(
         self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        """What the network regresses: epsilon, x0, or v = sqrt(abar) eps - sqrt(1-abar) x0."""
+        """What the network regresses: epsilon, x0, or v = sqrt(abar) eps - sqrt(1-abar) x0
+        (diffusers' ``get_velocity``)."""
         if self.prediction_type == "epsilon":
             return noise
         if self.prediction_type == "sample":
             return x0
-        a = _broadcast(self.alphas_cumprod, t, x0)
-        return a.sqrt() * noise - (1 - a).sqrt() * x0
+        return self._train.get_velocity(x0, noise, t)
 
     # ---- conversions -----------------------------------------------------------------------
     def predict_x0(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -170,6 +171,8 @@ class NoiseSchedule:
 
     # ---- loss weights ----------------------------------------------------------------------
     def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """abar_t / (1 - abar_t): diffusers' ``training_utils.compute_snr``, which is not imported
+        because that module loads transformers (tens of seconds on a busy CPU)."""
         a = self.alphas_cumprod.to(t.device)[t.long()]
         return a / (1 - a)
 
