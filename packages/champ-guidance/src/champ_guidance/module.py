@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from champ_guidance.beats import beat_alignment_score, kinematic_beats, motion_speed
 from champ_guidance.media import save_clip_media
 from champ_guidance.model.champ import ChampModel
-from motioncore.diffusion import Guidance, NoiseSchedule, sample
+from motioncore.diffusion import Guidance, NoiseSchedule, diffusion_loss, sample
 from motioncore.metrics import psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -96,23 +96,14 @@ class ChampModule(pl.LightningModule):
         b, f = frames.shape[:2]
         x0 = self.net.codec.encode(frames.flatten(0, 1), sample=True)
         cond = self.net.encode_conditions(batch["reference"], batch["guidance"], keep)
+        t = None  # stage 1: one timestep per frame, drawn in diffusion_loss
         if self.hparams.stage == 2:
             t = self.schedule.sample_timesteps(b, x0.device, generator).repeat_interleave(f)
-        else:
-            t = self.schedule.sample_timesteps(b * f, x0.device, generator)
-        noise = self.schedule.sample_noise(x0, generator)
-        x_t = self.schedule.add_noise(x0, noise, t)
-        pred = self.net.denoise(x_t, t, cond)
-        per_frame = (
-            (pred.float() - self.schedule.training_target(x0, noise, t).float())
-            .pow(2)
-            .flatten(1)
-            .mean(1)
-        )
-        loss = (self.schedule.loss_weights(t) * per_frame).mean()
+        out = diffusion_loss(self.net.denoise, self.schedule, x0, cond, generator=generator, t=t)
+        loss = out.loss.mean()
         extra = None
         if self.extra_loss is not None:
-            x0_pred = self.schedule.predict_x0(pred.float(), x_t, t)
+            x0_pred = self.schedule.predict_x0(out.pred.float(), out.x_t, out.t)
             extra = self.extra_loss(
                 x0_pred.view(b, f, *x0.shape[1:]), x0.view(b, f, *x0.shape[1:]), batch
             )

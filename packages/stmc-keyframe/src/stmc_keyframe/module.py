@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from motioncore.diffusion import Guidance, Keyframes, NoiseSchedule, sample
+from motioncore.diffusion import Guidance, Keyframes, NoiseSchedule, diffusion_loss, sample
 from motioncore.losses import masked_mse
 from motioncore.masking import (
     SCHEMES,
@@ -178,28 +178,27 @@ class StmcKeyframeModule(pl.LightningModule):
             t if float(torch.rand(())) >= self.hparams.drop_cond else "" for t in batch["text"]
         ]
         text = self.encode_text(texts)
+        # t and noise before the keyframe mask: the RNG order of every earlier run
         t = self.schedule.sample_timesteps(len(x0), self.device)
-        noise = self.schedule.sample_noise(x0) * valid[..., None]
-        x_t = self.schedule.add_noise(x0, noise, t)
+        noise = self.schedule.sample_noise(x0)
         if self.d["keyframe_conditioned"]:
             jm = self.keyframe_mask(lengths, x0.shape[1], self.d["keyframe_selection_scheme"],
                                     self.d["n_keyframes"], self.d["trans_length"])  # fmt: skip
             jm = keyframe_dropout(jm, float(self.d["keyframe_mask_prob"]))
             obs = expand_to_features(jm, self.joint_table) & valid[..., None]
-            x_t = torch.where(obs, x0, x_t)
         else:
             obs = torch.zeros_like(x0, dtype=torch.bool)
-        pred = self.denoiser(x_t, t, {"text": text, "valid": valid, "obs_mask": obs})
-        target = self.schedule.training_target(x0, noise, t)
         where = loss_mask(valid, obs, bool(self.d["zero_keyframe_loss"]))
-        loss = (masked_mse(pred, target, where) * self.schedule.loss_weights(t)).mean()
+        out = diffusion_loss(self.denoiser, self.schedule, x0,
+                             {"text": text, "valid": valid, "obs_mask": obs}, where, t=t,
+                             noise=noise, noise_mask=valid, clean=obs)  # fmt: skip
+        loss = out.loss.mean()
         free = valid[..., None] & ~obs
         ratio = obs.sum() / (valid.sum() * smplrifke.N_FEATS)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(x0))
         self.log("train/keyframe_ratio", ratio, batch_size=len(x0))
-        self.log(
-            "train/non_keyframe_loss", masked_mse(pred, target, free).mean(), batch_size=len(x0)
-        )
+        non_keyframe = masked_mse(out.pred, out.target, free).mean()
+        self.log("train/non_keyframe_loss", non_keyframe, batch_size=len(x0))
         return loss
 
     @torch.no_grad()
@@ -208,21 +207,17 @@ class StmcKeyframeModule(pl.LightningModule):
         valid = length_mask(lengths, batch["feats"].shape[1]).to(self.device)
         x0 = self.normalize(batch["feats"], valid)
         g = torch.Generator().manual_seed(batch_idx)
-        t = torch.randint(0, self.schedule.num_train_timesteps, (len(x0),), generator=g).to(
-            self.device
-        )
-        noise = torch.randn(x0.shape, generator=g).to(self.device) * valid[..., None]
-        x_t = self.schedule.add_noise(x0, noise, t)
+        t = self.schedule.sample_timesteps(len(x0), self.device, g)
+        noise = self.schedule.sample_noise(x0, g)
         obs = torch.zeros_like(x0, dtype=torch.bool)
         if self.d["keyframe_conditioned"]:
             jm = self.keyframe_mask(lengths, x0.shape[1], self.d["keyframe_selection_scheme"],
                                     self.d["n_keyframes"], self.d["trans_length"], g)  # fmt: skip
             obs = expand_to_features(jm, self.joint_table) & valid[..., None]
-            x_t = torch.where(obs, x0, x_t)
-        pred = self.denoiser(
-            x_t, t, {"text": self.encode_text(batch["text"]), "valid": valid, "obs_mask": obs}
-        )
-        self.log("val/loss", masked_mse(pred, x0, valid).mean(), batch_size=len(x0))
+        cond = {"text": self.encode_text(batch["text"]), "valid": valid, "obs_mask": obs}
+        out = diffusion_loss(self.denoiser, self.schedule, x0, cond, valid, t=t, noise=noise,
+                             noise_mask=valid, clean=obs)  # fmt: skip
+        self.log("val/loss", out.loss.mean(), batch_size=len(x0))
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr,
