@@ -4,16 +4,23 @@ Usage (normally through make):
     python tools/run.py train  --model M [--exp E] [--ckpt C] [--gpus N|"0 1"] [--nodes K] [-- overrides]
     python tools/run.py eval   --model M --ckpt C [--exp E] [-- overrides]
     python tools/run.py sample --model M --ckpt C [--exp E] [-- overrides]
+
+--check (make ... CHECK=1) runs nothing: it composes the config the command would run (an
+unknown key or group fails with Hydra's message) and, for train, splits the batches over the
+world size from GPUS x NODES, so a command can be validated on a laptop before a cluster run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_EXP = "quickstart"
@@ -124,7 +131,60 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", module, *overrides], env
 
 
-def main(argv: list[str] | None = None) -> int:
+def world_size(trainer: Any) -> int:
+    """devices x num_nodes of a composed trainer config ("auto" devices count as one)."""
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, int) or str(devices).isdigit():
+        count = int(devices)
+    elif isinstance(devices, Sequence) and not isinstance(devices, str):
+        count = len(devices)
+    else:
+        count = 1
+    return count * int(trainer.get("num_nodes", 1) or 1)
+
+
+def compose(model: str, task: str, overrides: list[str]) -> Any:
+    """The config ``python -m <model>.<task> overrides...`` would run, without running it."""
+    os.environ.setdefault("MOTIONCORE_EXPERIMENTS", str(REPO / "experiments"))
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    import motioncore.train.entry  # noqa: F401  (registers the experiments:// config source)
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(f"{import_name(model)}.configs", version_base="1.3"):
+            return hydra_compose(task, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        sys.exit(f"error: {model} {task} does not accept these overrides: {e}")
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check(model: str, task: str, overrides: list[str]) -> Any:
+    """Compose ``task``'s config and, for train, check its batches against the world size."""
+    from motioncore.train import per_device_batch_size
+
+    # the overrides as the console script hands them to Hydra (text-to-pose quotes HamNoSys)
+    entry = importlib.import_module(f"{import_name(model)}.{task}").main
+    argv_filter = getattr(entry, "argv_filter", None)
+    cfg = compose(model, task, argv_filter(overrides) if argv_filter else overrides)
+    data = cfg.get("data") or {}
+    if task == "train" and not data.get("per_device_batch_size"):
+        world = world_size(cfg.trainer)
+        for key in ("batch_size", "eval_batch_size"):
+            if data.get(key):
+                try:
+                    per_device_batch_size(int(data[key]), world, f"data.{key}")
+                except ValueError as e:
+                    sys.exit(f"error: {e}")
+    return cfg
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -135,13 +195,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", default="")
     parser.add_argument("--nodes", default="")
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
-    argv = sys.argv[1:] if argv is None else argv
+    parser.add_argument(
+        "--check", action="store_true", help="compose and validate the config, run nothing"
+    )
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     args.overrides = argv[split + 1 :]  # Hydra overrides, passed through verbatim
     args.exp = args.exp or None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
     cmd, env = build(args)
     print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    if args.check:
+        check(args.model, args.command, cmd[3:])
+        print(f"ok: {args.model} {args.command} composes", flush=True)
+        return 0
     if args.dry_run:
         return 0
     return subprocess.call(cmd, env={**os.environ, **env}, cwd=REPO)

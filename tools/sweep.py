@@ -1,7 +1,7 @@
 """W&B sweeps and their offline twin.
 
-    python tools/sweep.py wandb SPEC [--gpus "0 1 2 3"] [--ddp]   # make sweep
-    python tools/sweep.py local SPEC                              # make sweep-local
+    python tools/sweep.py wandb SPEC [--gpus "0 1 2 3"] [--ddp] [-- overrides]   # make sweep
+    python tools/sweep.py local SPEC [-- overrides]                              # make sweep-local
 
 A spec is a standard W&B sweep file (program, method, metric, parameters, command with
 ${args_no_hyphens}). ``wandb`` creates the sweep and starts one agent per GPU (single-GPU
@@ -9,8 +9,12 @@ trials) or, with ``--ddp``, one agent whose trials run DDP over all listed GPUs;
 this environment (no re-sync), and hyperparameters reach each trial on argv so DDP ranks see them.
 ``local`` runs the same trials with no W&B server: every grid point, or ``run_cap`` seeded random
 draws (``bayes`` is drawn at random locally), one process per trial, and writes
-``sweeps/<name>/results.csv`` and ``results.md`` sorted by the metric, best first. A failed trial
-is recorded and the sweep goes on.
+``sweeps/<package>-<name>/results.csv`` and ``results.md`` sorted by the metric, best first. A
+failed trial is recorded and the sweep goes on.
+
+Overrides after ``--`` (make's ARGS) are fixed in every trial, on top of the swept ones: a swept
+key they name takes their value, so ``ARGS="trainer.max_steps=50"`` smoke-tests a sweep in
+minutes. ``--check`` (CHECK=1) runs nothing: it composes every trial's config.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ import json
 import math
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +142,43 @@ def trial_command(spec: dict[str, Any], params: dict[str, Any], extra: list[str]
     return out
 
 
-def run_local(spec_path: str, out: str | None = None) -> Path:
-    spec = load_spec(spec_path)
+def with_fixed(spec: dict[str, Any], fixed: list[str]) -> dict[str, Any]:
+    """``spec`` with the overrides ``fixed`` in every trial: a swept key becomes a single
+    ``value``, any other override is appended after the swept arguments (so it wins)."""
+    params = dict(spec["parameters"])
+    rest = []
+    for item in fixed:
+        key, sep, value = item.partition("=")
+        if sep and key in params:
+            params[key] = {"value": value}
+        else:
+            rest.append(item)
+    command = list(spec["command"])
+    at = command.index("${args_no_hyphens}") + 1
+    return {**spec, "parameters": params, "command": command[:at] + rest + command[at:]}
+
+
+def package_of(spec_path: str | Path) -> str:
+    return Path(spec_path).resolve().parent.parent.name
+
+
+def check_trials(spec: dict[str, Any], package: str, trial_params: list[dict[str, Any]]) -> None:
+    """Compose each trial's train config (unknown keys and batch/world mismatches fail)."""
+    from run import check
+
+    for params in trial_params:
+        cmd = trial_command(spec, params, [])
+        check(package, "train", [a for a in cmd if "=" in a and not a.startswith("-")])
+    print(f"ok: {len(trial_params)} trial(s) of {package} compose", flush=True)
+
+
+def run_local(
+    spec_path: str, out: str | None = None, fixed: list[str] = (), check: bool = False
+) -> Path | None:
+    spec = with_fixed(load_spec(spec_path), list(fixed))
+    if check:
+        check_trials(spec, package_of(spec_path), trials(spec, seed=spec.get("seed", 0)))
+        return None
     name = Path(spec_path).stem
     package = Path(spec_path).resolve().parent.parent.name
     out = Path(out) if out else REPO / "sweeps" / f"{package}-{name}"
@@ -192,24 +234,56 @@ def write_tables(rows: list[dict[str, Any]], metric: str, goal: str, out: Path) 
     print(f"[sweep-local] wrote {out / 'results.csv'} and {out / 'results.md'}")
 
 
-def run_wandb(spec_path: str, gpus: str, ddp: bool) -> None:
-    import wandb
+def wandb_command() -> str:
+    """The ``wandb`` executable of this environment (``uv run`` puts the venv's bin on PATH)."""
+    exe = shutil.which("wandb")
+    if exe is None:
+        sys.exit(
+            "error: the `wandb` command is not on PATH; run `make sweep` (it runs in the venv)"
+        )
+    return exe
 
-    spec = load_spec(spec_path)
+
+def create_sweep(spec: dict[str, Any], project: str, entity: str | None) -> str:
+    """``wandb sweep`` on the spec; returns the ``entity/project/id`` path agents take."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
+    cmd = [
+        wandb_command(),
+        "sweep",
+        "--project",
+        project,
+        *(["--entity", entity] if entity else []),
+    ]
+    res = subprocess.run([*cmd, f.name], capture_output=True, text=True, cwd=REPO)
+    Path(f.name).unlink()
+    found = re.search(r"wandb agent (\S+)", res.stdout + res.stderr)
+    if res.returncode != 0 or found is None:
+        last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+        sys.exit(
+            f"error: `wandb sweep` failed: {last[0]}\n"
+            "A W&B sweep needs a W&B server: `wandb login` and WANDB_MODE=online; "
+            "without one, run the same spec offline with `make sweep-local SWEEP=...`."
+        )
+    return found.group(1)
+
+
+def run_wandb(
+    spec_path: str, gpus: str, ddp: bool, fixed: list[str] = (), check: bool = False
+) -> None:
+    spec = with_fixed(load_spec(spec_path), list(fixed))
     ids = gpus.replace(",", " ").split()
     if not ids:
         sys.exit('error: make sweep needs GPUS="0 1 ..." (the GPU ids to start agents on)')
-    if ddp:
-        devices = (
-            ["trainer=ddp", f"trainer.devices={len(ids)}"] if len(ids) > 1 else ["trainer=gpu"]
-        )
-    else:
-        devices = ["trainer=gpu"]
+    devices = ["trainer=ddp", f"trainer.devices={len(ids)}"] if ddp else ["trainer=gpu"]
     command = list(spec["command"])
     at = command.index("${args_no_hyphens}")
     spec = {**spec, "command": command[:at] + devices + command[at:]}
+    if check:
+        check_trials(spec, package_of(spec_path), trials(spec)[:1])
+        return
     project = os.environ.get("WANDB_PROJECT", "motion-video-diffusion")
-    sweep_id = wandb.sweep(sweep=spec, project=project, entity=os.environ.get("WANDB_ENTITY"))
+    sweep_path = create_sweep(spec, project, os.environ.get("WANDB_ENTITY"))
     env = {
         **os.environ,
         "MOTIONCORE_ROOT": str(REPO),
@@ -219,9 +293,7 @@ def run_wandb(spec_path: str, gpus: str, ddp: bool) -> None:
     procs = []
     for group in groups:
         agent_env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(group)}
-        cmd = [sys.executable, "-m", "wandb", "agent", f"{project}/{sweep_id}"]
-        if os.environ.get("WANDB_ENTITY"):
-            cmd[-1] = f"{os.environ['WANDB_ENTITY']}/{project}/{sweep_id}"
+        cmd = [wandb_command(), "agent", sweep_path]
         print(f"[sweep] agent on GPU(s) {','.join(group)}: {' '.join(cmd)}", flush=True)
         procs.append(subprocess.Popen(cmd, env=agent_env, cwd=REPO))
     sys.exit(max(p.wait() for p in procs))
@@ -238,13 +310,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", default=None, help="local: results folder (default sweeps/<pkg>-<name>)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--check", action="store_true", help="compose every trial, run nothing")
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    fixed = argv[split + 1 :]  # Hydra overrides fixed in every trial
     if not args.spec:
         sys.exit("error: pass SWEEP=experiments/<package>/sweeps/<name>.yaml")
     if args.mode == "local":
-        run_local(args.spec, args.out)
+        run_local(args.spec, args.out, fixed, args.check)
     else:
-        run_wandb(args.spec, args.gpus, args.ddp)
+        run_wandb(args.spec, args.gpus, args.ddp, fixed, args.check)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""DataModule base with a global batch size split across devices x nodes."""
+"""DataModule base with a global batch size split across devices x nodes.
+
+``data.batch_size`` / ``data.eval_batch_size`` are GLOBAL batches: each rank loads
+``batch / (devices x nodes)``, and a batch that does not divide is an error. Setting
+``data.per_device_batch_size=N`` states the per-rank batch instead (train, val and test): every
+rank loads N, so the global batch grows with the world size and any GPU count works.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,16 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 
-def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
+def per_device_batch_size(
+    global_batch_size: int, world_size: int, name: str = "data.batch_size"
+) -> int:
     """Configs give the global batch; each rank loads ``global / world_size``."""
     if global_batch_size % world_size:
         raise ValueError(
-            f"data.batch_size={global_batch_size} is the global batch and must divide by the "
+            f"{name}={global_batch_size} is the global batch and must divide by the "
             f"world size {world_size} (devices x nodes); pick e.g. "
-            f"data.batch_size={max(1, global_batch_size // world_size) * world_size}"
+            f"{name}={max(1, global_batch_size // world_size) * world_size}, or state the "
+            "per-GPU batch with data.per_device_batch_size=<n>"
         )
     return global_batch_size // world_size
 
@@ -25,22 +34,33 @@ class BaseDataModule(pl.LightningDataModule):
     test_set: Dataset | None = None
 
     def __init__(
-        self, batch_size: int = 32, num_workers: int = 0, eval_batch_size: int | None = None
+        self,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+        per_device_batch_size: int | None = None,
     ):
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        self.per_device_batch_size = per_device_batch_size
 
     def _world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
+
+    def rank_batch_size(self, global_batch_size: int) -> int:
+        """What one rank loads per step: ``per_device_batch_size`` if set, else global / world."""
+        if self.per_device_batch_size:
+            return self.per_device_batch_size
+        return per_device_batch_size(global_batch_size, self._world_size())
 
     def _loader(self, dataset: Dataset | None, batch: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() did not create this split")
         return DataLoader(
             dataset,
-            batch_size=per_device_batch_size(batch, self._world_size()),
+            batch_size=self.rank_batch_size(batch),
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

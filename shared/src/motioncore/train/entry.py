@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import hydra
@@ -16,15 +17,26 @@ SourcesRegistry.instance().register(ExperimentsConfigSource)
 
 
 def hydra_entry(
-    config_path: str, config_name: str, fn: Callable[[DictConfig], object] = run
+    config_path: str,
+    config_name: str,
+    fn: Callable[[DictConfig], object] = run,
+    argv_filter: Callable[[list[str]], list[str]] | None = None,
 ) -> Callable[[], object]:
     """``main`` for a console script: Hydra parses argv overrides and calls ``fn(cfg)``.
 
     ``config_path`` is a package resource path such as ``pkg://text_to_pose.configs``.
+    ``argv_filter`` rewrites the overrides before Hydra parses them; it is kept as
+    ``main.argv_filter`` so ``make ... CHECK=1`` composes exactly what the script would.
     """
 
     @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
-    def main(cfg: DictConfig) -> object:
+    def hydra_main(cfg: DictConfig) -> object:
         return fn(cfg)
 
+    def main() -> object:
+        if argv_filter is not None:
+            sys.argv = [sys.argv[0], *argv_filter(sys.argv[1:])]
+        return hydra_main()
+
+    main.argv_filter = argv_filter
     return main

@@ -190,6 +190,7 @@ class ChampDataModule(BaseDataModule):
         eval_sequence_length: int,
         batch_size: int = 4,
         eval_batch_size: int | None = None,
+        per_device_batch_size: int | None = None,
         num_workers: int = 0,
         window_stride: int = 1,
         frame_stride: int = 1,
@@ -198,7 +199,7 @@ class ChampDataModule(BaseDataModule):
         holdout_videos: int = 1,
         synthetic: dict | None = None,
     ):
-        super().__init__(batch_size, num_workers, eval_batch_size)
+        super().__init__(batch_size, num_workers, eval_batch_size, per_device_batch_size)
         self.train_data_dir = train_data_dir
         self.synthetic_dir = Path(synthetic_dir)
         self.synthetic = dict(synthetic or {})

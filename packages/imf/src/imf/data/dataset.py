@@ -133,8 +133,9 @@ class IMFDataModule(BaseDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         eval_batch_size: int | None = None,
+        per_device_batch_size: int | None = None,
     ):
-        super().__init__(batch_size, num_workers, eval_batch_size)
+        super().__init__(batch_size, num_workers, eval_batch_size, per_device_batch_size)
         self.root, self.data_dir, self.image_size = root, data_dir, image_size
         self.frame_skip, self.pairs_per_clip = frame_skip, pairs_per_clip
         self.eval_pairs_per_clip = eval_pairs_per_clip

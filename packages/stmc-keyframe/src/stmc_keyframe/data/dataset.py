@@ -129,9 +129,10 @@ class MotionDataModule(BaseDataModule):
         max_test_items: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        per_device_batch_size: int | None = None,
         num_workers: int = 0,
     ):
-        super().__init__(batch_size, num_workers, eval_batch_size)
+        super().__init__(batch_size, num_workers, eval_batch_size, per_device_batch_size)
         self.root, self.data_dir, self.builtin = root, Path(data_dir), dict(builtin or {})
         self.body_model_path = body_model_path
         self.min_len, self.max_len = int(min_seconds * FPS), max_len

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from motioncore.train import BaseDataModule, per_device_batch_size
+from motioncore.train import BaseDataModule
 from text_to_pose.data.corpus import corpus_dir, generate_corpus
 from text_to_pose.data.dataset import LengthBucketBatchSampler, TextPoseDataset
 from text_to_pose.data.index import SPLITS, find_index, read_index
@@ -32,8 +32,9 @@ class TextPoseDataModule(BaseDataModule):
                  cache_dir: str = "data/text-to-pose", synthetic: dict | None = None,
                  fps: float = 25.0, max_frames: int = 200, max_text_len: int = 64,
                  batch_size: int = 32, eval_batch_size: int | None = None,
+                 per_device_batch_size: int | None = None,
                  num_workers: int = 0, bucket_by_length: bool = True, seed: int = 0) -> None:  # fmt: skip
-        super().__init__(batch_size, num_workers, eval_batch_size)
+        super().__init__(batch_size, num_workers, eval_batch_size, per_device_batch_size)
         self.bucket_by_length, self.seed = bucket_by_length, seed
         self.root, self.index, self.cache_dir = root, index, cache_dir
         self.synthetic = dict(synthetic or {})
@@ -79,7 +80,7 @@ class TextPoseDataModule(BaseDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         sampler = LengthBucketBatchSampler(
             [len(item["pose"]) for item in self.train_set.items],
-            per_device_batch_size(self.batch_size, world), seed=self.seed, rank=rank,
+            self.rank_batch_size(self.batch_size), seed=self.seed, rank=rank,
             world_size=world,
         )  # fmt: skip
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.train_set.collate,
