@@ -40,6 +40,7 @@ def test_train_eval_sample_smoke(run_entry, tmp_path):
     timeline = tmp_path / "tl.txt"
     timeline.write_text(
         "a person walks forward # 0 # 2 # legs\na person waves with the right hand # 0.5 # 1.5 # right arm\n"
+        "\na person jumps in place # 0 # 1.5\n"  # a second timeline (STMC's multi-timeline files)
     )
     out = tmp_path / "sample"
     run_entry(
@@ -65,8 +66,13 @@ def test_train_eval_sample_smoke(run_entry, tmp_path):
         f"hydra.run.dir={tmp_path / 'tl'}",
         data,
         f"timeline={timeline}",
+        f"keyframes={tmp_path / 'kf.npy'}",
     )
     assert np.load(tmp_path / "tl" / "timeline_00_feats.npy").shape == (40, 205)
+    assert np.load(tmp_path / "tl" / "timeline_01_joints.npy").shape == (30, 24, 3)
+    report = json.loads((tmp_path / "tl" / "keyframe_report.json").read_text())
+    assert [r["name"] for r in report] == ["timeline_00", "timeline_01"]
+    assert all(r["n_keyframes"] == 2 and r["root_error_m"] < 0.01 for r in report)
 
 
 def test_bad_keyframe_files_are_clear_errors(tmp_path):

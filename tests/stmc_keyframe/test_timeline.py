@@ -8,13 +8,15 @@ import torch
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.timeline import (
     Interval,
+    TimelineCollage,
     assign_parts,
     combine,
-    denoise_crops,
+    make_timeline_scheduler,
     parse_timeline,
-    posterior_step,
+    parse_timelines,
     process_timeline,
     sample_timeline,
+    sample_timelines,
 )
 
 TIMELINE = """
@@ -66,22 +68,39 @@ def test_combine_has_unit_coverage_everywhere():
     torch.testing.assert_close(combine(plan, crops), truth, atol=1e-5, rtol=0)
 
 
-def test_posterior_std_matches_diffusers_ddpm_and_upstream_differs(make_module):
+def test_posterior_noise_std_is_diffusers_ddpm_and_upstream_scales_by_variance():
     from motioncore.diffusion import NoiseSchedule
 
     sched = NoiseSchedule(num_train_timesteps=100, beta_schedule="cosine", prediction_type="sample")
+    x0, xt, t = torch.randn(3, 205), torch.randn(3, 205), 40
+
+    def step(mode):  # both modes draw the same z from the seeded generator
+        s = make_timeline_scheduler(sched, "ddpm", mode)
+        s.set_timesteps(100)
+        return s.step(x0, t, xt, generator=torch.Generator().manual_seed(0)).prev_sample
+
     ddpm = sched.make_scheduler("ddpm")
     ddpm.set_timesteps(100)
-    x0, xt = torch.randn(3, 205), torch.randn(3, 205)
-    t = 40
-    g = torch.Generator().manual_seed(0)
-    ref = ddpm.step(x0, t, xt, generator=g).prev_sample
-    noise = torch.randn(3, 205, generator=torch.Generator().manual_seed(0))
-    abar = sched.alphas_cumprod
-    mine = posterior_step(x0, xt, float(abar[t]), float(abar[t - 1]), noise, "std")
-    torch.testing.assert_close(mine, ref, atol=1e-5, rtol=1e-4)
-    upstream = posterior_step(x0, xt, float(abar[t]), float(abar[t - 1]), noise, "upstream")
-    assert not torch.allclose(upstream, mine)
+    ref = ddpm.step(x0, t, xt, generator=torch.Generator().manual_seed(0)).prev_sample
+    torch.testing.assert_close(step("std"), ref)
+    abar = sched.alphas_cumprod.double()
+    var = float((1 - abar[t - 1]) / (1 - abar[t]) * (1 - abar[t] / abar[t - 1]))
+    z = torch.randn(3, 205, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        step("upstream") - step("std"), (var - var**0.5) * z, atol=1e-5, rtol=1e-4
+    )
+    with pytest.raises(ValueError, match="posterior_noise"):
+        make_timeline_scheduler(sched, "ddpm", "variance")
+
+
+def test_multi_timeline_file_and_upstream_frames():
+    text = "walk # 0 # 2 # legs\nwave # 0.6 # 1.6 # right hand\n\n\n% comment\njump # 1 # 2.55\n"
+    walks, jumps = parse_timelines(text)
+    assert [iv.text for iv in walks] == ["walk", "wave"] and [iv.text for iv in jumps] == ["jump"]
+    # upstream: int(fps * s) frames and each timeline shifted to start at frame 0
+    assert process_timeline(jumps, fps=20).n_frames == int(20 * 2.55) - 20 == 31
+    with pytest.raises(ValueError, match="2 timelines"):
+        parse_timeline(text)
 
 
 def test_sample_timeline_shapes_and_modes(make_module, tiny_data):
@@ -105,13 +124,12 @@ def test_fast_crop_batches_match_plain_batch_and_other_samplers(make_module):
     intervals = parse_timeline(TIMELINE)
     plan = process_timeline(intervals, fps=20, overlap_s=0.5)
     assert any(not c.text for c in plan.crops) and any(c.text for c in plan.crops)
-    x = torch.randn(plan.n_frames, 205, generator=torch.Generator().manual_seed(0))
-    text = module.encode_text([c.text for c in plan.crops])
-    null = module.encode_text([""] * len(plan.crops))
+    x = torch.randn(1, plan.n_frames, 205, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([10])
     with torch.no_grad():
-        ref = denoise_crops(module, plan, x, 10, text, null, 2.5, fast=False)
-        fast = denoise_crops(module, plan, x, 10, text, null, 2.5, fast=True)
-        bf16 = denoise_crops(module, plan, x, 10, text, null, 2.5, fast=True, bf16=True)
+        ref = TimelineCollage(module, [plan], 2.5, fast=False).denoise_crops(x, t, None)
+        fast = TimelineCollage(module, [plan], 2.5).denoise_crops(x, t, None)
+        bf16 = TimelineCollage(module, [plan], 2.5, bf16=True).denoise_crops(x, t, None)
     for i, c in enumerate(plan.crops):
         n = c.end - c.start
         torch.testing.assert_close(fast[i, :n], ref[i, :n], atol=1e-5, rtol=1e-5)
@@ -127,3 +145,19 @@ def test_fast_crop_batches_match_plain_batch_and_other_samplers(make_module):
         assert out.shape == (plan.n_frames, 205) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="sampler"):
         sample_timeline(module, intervals, sampler="euler")
+
+
+def test_many_timelines_in_one_batch_equal_each_alone(make_module):
+    """Batched timelines of different lengths give what each gives alone (same noise)."""
+    module = make_module().eval()
+    timelines = parse_timelines(TIMELINE + "\n\njump # 0 # 1.5\nwave # 0.5 # 1.2 # left arm\n")
+    plans = [process_timeline(tl) for tl in timelines]
+    n = max(p.n_frames for p in plans)
+    x_init = torch.randn(2, n, 205, generator=torch.Generator().manual_seed(1))
+    both, lengths = sample_timelines(module, timelines, num_steps=1, x_init=x_init)
+    assert lengths.tolist() == [p.n_frames for p in plans] and both.shape == (2, n, 205)
+    for k, tl in enumerate(timelines):
+        m = plans[k].n_frames
+        alone, _ = sample_timelines(module, [tl], num_steps=1, x_init=x_init[k : k + 1, :m])
+        torch.testing.assert_close(both[k, :m], alone[0], atol=1e-4, rtol=1e-4)
+        assert not both[k, m:].any()

@@ -39,6 +39,7 @@ from motioncore.metrics import (
     trajectory_error,
     transition_jerk,
 )
+from stmc_keyframe.data.amass import FPS
 from stmc_keyframe.keyframes import (
     anchor_to_keyframes,
     correct_trajectory,
@@ -51,6 +52,12 @@ from stmc_keyframe.keyframes import (
 from stmc_keyframe.model.text_encoder import TextEncoder
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.skeleton import FOOT_JOINTS, N_BODY_JOINTS
+from stmc_keyframe.timeline import (
+    Interval,
+    make_timeline_scheduler,
+    process_timeline,
+    sample_timelines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,14 @@ def check_diffusion_config(d: dict) -> None:
             "diffusion.posterior_noise must be 'std' (textbook) or 'upstream' (variance)"
         )
     smplrifke.joint_feature_table(d["keyframe_features"])  # validates the mode
+
+
+def _identity_text_stats(module, state_dict, prefix, *args) -> None:
+    """Checkpoints written before text z-scoring have no text statistics: identity keeps their
+    behaviour (the state dict is the caller's; only missing keys are added)."""
+    for key, fill in (("text_mean", 0.0), ("text_std", 1.0)):
+        if prefix + "stats_set" in state_dict and prefix + key not in state_dict:
+            state_dict[prefix + key] = torch.full_like(getattr(module, key), fill)
 
 
 class StmcKeyframeModule(pl.LightningModule):
@@ -128,7 +143,11 @@ class StmcKeyframeModule(pl.LightningModule):
         )
         self.register_buffer("mean", torch.zeros(smplrifke.N_FEATS))
         self.register_buffer("std", torch.ones(smplrifke.N_FEATS))
+        # STMC z-scores the text embeddings too (its text_stats); identity until set
+        self.register_buffer("text_mean", torch.zeros(self.text_encoder.dim))
+        self.register_buffer("text_std", torch.ones(self.text_encoder.dim))
         self.register_buffer("stats_set", torch.tensor(False))
+        self.register_load_state_dict_pre_hook(_identity_text_stats)
         self._test_out: list[dict] = []
 
     # ---- data helpers --------------------------------------------------------------------
@@ -138,6 +157,10 @@ class StmcKeyframeModule(pl.LightningModule):
             mean, std = dm.stats
             self.mean.copy_(mean)
             self.std.copy_(std.clamp(min=1e-4))  # constant features (e.g. unused DOFs) stay finite
+            # one embedding per training crop, as STMC's save_stats over its dataset
+            emb = self.text_encoder([it.text for it in dm.train_set.items])
+            self.text_mean.copy_(emb.mean(0))
+            self.text_std.copy_(emb.std(0).clamp(min=1e-4))
             self.stats_set.fill_(True)
         if stage == "fit" and not bool(self.stats_set):
             raise RuntimeError(
@@ -151,7 +174,11 @@ class StmcKeyframeModule(pl.LightningModule):
         return x * self.std + self.mean
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        return self.text_encoder(texts).to(self.device)
+        """Text embeddings as the denoiser takes them: z-scored with the text statistics."""
+        return self.normalize_text(self.text_encoder(texts).to(self.device))
+
+    def normalize_text(self, emb: torch.Tensor) -> torch.Tensor:
+        return (emb - self.text_mean) / self.text_std
 
     def keyframe_mask(
         self,
@@ -254,50 +281,107 @@ class StmcKeyframeModule(pl.LightningModule):
         valid = length_mask(lengths, n).to(self.device)
         text = self.encode_text(list(texts))
         empty = self.encode_text([""]).expand(b, -1)
-        obs = torch.zeros(b, n, smplrifke.N_FEATS, dtype=torch.bool, device=self.device)
-        values = torch.zeros(b, n, smplrifke.N_FEATS, device=self.device)
-        kf_frames = torch.zeros(b, n, dtype=torch.bool, device=self.device)
-        keyframes, guide = None, {}
-        if keyframe_joints is not None:
-            jm = keyframe_joint_mask.to(self.device) & valid[..., None]
-            kf_frames = jm.any(-1)
-            feat_mask = expand_to_features(jm, self.joint_table)
-            values, obs = observed_features(keyframe_joints.to(self.device), feat_mask, self.mean,
-                                            self.std, reference)  # fmt: skip
-            target = keyframe_joints[..., :N_BODY_JOINTS, :].to(self.device)
-            weight = (
-                d["reconstruction_weight"]
-                if reconstruction_weight is None
-                else reconstruction_weight
-            )
-            keyframes = Keyframes(
-                values, obs.float(), injection="clean" if d["keyframe_conditioned"] else "noised"
-            )
-            guide = {
-                "loss": keyframe_guidance_loss(self.mean, self.std, target, kf_frames),
-                "weight": float(weight),
-            }
-        cond = {"text": text, "valid": valid, "obs_mask": obs}
-        uncond = {"text": empty, "valid": valid, "obs_mask": obs}
+        kf = self._keyframe_inputs(keyframe_joints, keyframe_joint_mask, valid, reference,
+                                   reconstruction_weight)  # fmt: skip
+        cond = {"text": text, "valid": valid, "obs_mask": kf["obs"]}
+        uncond = {"text": empty, "valid": valid, "obs_mask": kf["obs"]}
         scale = float(d["guidance_scale"] if guidance_scale is None else guidance_scale)
         x = sample(
             self.denoiser, self.schedule, (b, n, smplrifke.N_FEATS), cond=cond,
-            guidance=Guidance(uncond=uncond, scale=scale, **guide), keyframes=keyframes,
-            num_steps=num_steps or d["num_steps"], sampler=d["sampler"], generator=generator,
-            device=self.device,
+            guidance=Guidance(uncond=uncond, scale=scale, **kf["guide"]), keyframes=kf["keyframes"],
+            num_steps=num_steps or d["num_steps"], generator=generator, device=self.device,
+            sampler=make_timeline_scheduler(self.schedule, d["sampler"], d["posterior_noise"]),
         )  # fmt: skip
+        return self._finish(x, lengths, valid, kf)
+
+    @torch.no_grad()
+    def generate_timelines(
+        self,
+        timelines: list[list[Interval]],
+        keyframe_joints: torch.Tensor | None = None,
+        keyframe_joint_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        posterior_noise: str | None = None,
+        sampler: str = "ddpm",
+        overlap_s: float = 0.5,
+        bf16: bool = False,
+        reconstruction_weight: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """STMC timelines (one motion each, in one batch), optionally through global keyframes.
+
+        ``keyframe_joints`` [S, N, 22 or 24, 3] / ``keyframe_joint_mask`` [S, N, 22] are in
+        timeline frames (N = the longest timeline, frame 0 = its first interval's start, 20 fps).
+        Keyframes enter the collage as in :meth:`generate`: observed pose features injected into
+        the full sequence before every step (so every crop sees them, and a keyframe-trained
+        denoiser gets the mask), reconstruction guidance through the decoder, then anchoring and
+        the trajectory correction. Returns what :meth:`generate` returns plus ``lengths`` [S].
+        """
+        d = self.d
+        probe = [process_timeline(tl, FPS, overlap_s).n_frames for tl in timelines]
+        lengths = torch.tensor(probe)
+        valid = length_mask(lengths, int(lengths.max())).to(self.device)
+        if keyframe_joints is not None and keyframe_joints.shape[1] != valid.shape[1]:
+            raise ValueError(
+                f"keyframes span {keyframe_joints.shape[1]} frames but the timelines "
+                f"{valid.shape[1]}: give keyframes in timeline frames (20 fps from the first "
+                "interval's start)"
+            )
+        kf = self._keyframe_inputs(keyframe_joints, keyframe_joint_mask, valid, None,
+                                   reconstruction_weight)  # fmt: skip
+        guidance = Guidance(**kf["guide"]) if kf["guide"] else None
+        x, _ = sample_timelines(
+            self, timelines, FPS, overlap_s,
+            guidance_scale=float(d["guidance_scale"] if guidance_scale is None else guidance_scale),
+            num_steps=num_steps, posterior_noise=posterior_noise or d["posterior_noise"],
+            generator=generator, sampler=sampler, bf16=bf16, keyframes=kf["keyframes"],
+            guidance=guidance, obs_mask=kf["obs"] if kf["keyframes"] is not None else None,
+        )  # fmt: skip
+        return {**self._finish(x, lengths, valid, kf), "lengths": lengths}
+
+    def _keyframe_inputs(self, keyframe_joints, keyframe_joint_mask, valid, reference,
+                         reconstruction_weight) -> dict:  # fmt: skip
+        """Observed features, their mask, sampler keyframes and reconstruction guidance."""
+        b, n = valid.shape
+        out = {"obs": torch.zeros(b, n, smplrifke.N_FEATS, dtype=torch.bool, device=self.device),
+               "kf_frames": torch.zeros(b, n, dtype=torch.bool, device=self.device),
+               "keyframes": None, "guide": {}, "target": None}  # fmt: skip
+        if keyframe_joints is None:
+            return out
+        jm = keyframe_joint_mask.to(self.device) & valid[..., None]
+        kf_frames = jm.any(-1)
+        feat_mask = expand_to_features(jm, self.joint_table)
+        values, obs = observed_features(keyframe_joints.to(self.device), feat_mask, self.mean,
+                                        self.std, reference)  # fmt: skip
+        target = keyframe_joints[..., :N_BODY_JOINTS, :].to(self.device)
+        weight = (
+            self.d["reconstruction_weight"]
+            if reconstruction_weight is None
+            else reconstruction_weight
+        )
+        injection = "clean" if self.d["keyframe_conditioned"] else "noised"
+        return {"obs": obs, "kf_frames": kf_frames, "target": target,
+                "keyframes": Keyframes(values, obs.float(), injection=injection),
+                "guide": {"loss": keyframe_guidance_loss(self.mean, self.std, target, kf_frames),
+                          "weight": float(weight)}}  # fmt: skip
+
+    def _finish(self, x, lengths, valid, kf) -> dict[str, torch.Tensor]:
+        """Denormalise, optional smoothing, decode; with keyframes anchor and post-process."""
+        d = self.d
         feats = (
             smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
             * valid[..., None]
         )
         joints = smplrifke.decode(feats).joints
-        if keyframe_joints is not None:
-            joints = anchor_to_keyframes(joints, target, kf_frames)
+        if kf["target"] is not None:
+            joints = anchor_to_keyframes(joints, kf["target"], kf["kf_frames"])
             if d["foot_lock"]:
                 joints = lock_feet(joints, lengths, FOOT_JOINTS)
             if d["trajectory_correction"]:
-                joints = correct_trajectory(joints, target, kf_frames, lengths)
-        return {"feats": feats, "joints": joints * valid[..., None, None], "keyframes": kf_frames}
+                joints = correct_trajectory(joints, kf["target"], kf["kf_frames"], lengths)
+        return {"feats": feats, "joints": joints * valid[..., None, None],
+                "keyframes": kf["kf_frames"]}  # fmt: skip
 
     # ---- evaluation ----------------------------------------------------------------------
     @torch.no_grad()

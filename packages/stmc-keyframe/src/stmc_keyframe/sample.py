@@ -3,6 +3,10 @@
     make sample MODEL=stmc-keyframe CKPT=runs/.../last.ckpt ARGS='text="a person jumps forward" seconds=3'
     ... ARGS='timeline=my_timeline.txt'            (text # start_s # end_s # parts, per line)
     ... ARGS='keyframes=kf.json text="a person walks forward" seconds=4'
+    ... ARGS='timeline=t.txt keyframes=k.json'     (keyframes in timeline frames)
+
+A timeline file may hold many timelines separated by blank lines (STMC's benchmark format): one
+motion per timeline, all in one batch, written as ``timeline_<k>`` in file order.
 
 Keyframes: ``.npy`` [T, 22 or 24, 3] global joints (Z up, metres) with NaN rows for frames
 that are not keyframes, or ``.json`` ``{"keyframes": [{"frame": 0, "joints": [[x, y, z] x 22]},
@@ -25,7 +29,7 @@ from motioncore.train import hydra_entry, load_module
 from stmc_keyframe.export import write_bvh
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.skeleton import N_BODY_JOINTS
-from stmc_keyframe.timeline import read_timeline, sample_timeline
+from stmc_keyframe.timeline import process_timeline, read_timelines
 from stmc_keyframe.visualize import write_gif
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,59 @@ def _write(out_dir: Path, name: str, feats: torch.Tensor, joints: torch.Tensor, 
     write_gif(out_dir / f"{name}.gif", joints.cpu(), title, keyframes=keyframes)
 
 
+def _keyframe_report(out: dict, kf_joints: torch.Tensor, i: int, k: int) -> dict:
+    """Mean joint and root error (m) at the keyframes of sample ``k`` of ``out``."""
+    m = out["keyframes"][k]
+    err = out["joints"][k, m, :N_BODY_JOINTS] - kf_joints[k, m, :N_BODY_JOINTS].to(out["joints"])
+    err = err.norm(dim=-1)
+    return {"sample": i, "keyframe_error_m": float(err.mean()), "root_error_m":
+            float(err[:, 0].mean()), "n_keyframes": int(m.sum())}  # fmt: skip
+
+
+def _sample_timelines(cfg: DictConfig, module, g: torch.Generator, out_dir: Path) -> list[str]:
+    """Every timeline of the file (blank lines separate them) in one batch per sample round;
+    outputs ``timeline_<k>`` (``timeline_<k>_<i>`` with num_samples > 1), k in file order.
+    Keyframes, in timeline frames, apply to every timeline (frames past its end are dropped)."""
+    timelines = read_timelines(cfg.timeline)
+    n = max(process_timeline(tl, FPS, float(cfg.overlap_s)).n_frames for tl in timelines)
+    kf_joints = kf_mask = None
+    if cfg.keyframes:
+        joints, frames = read_keyframes(
+            cfg.keyframes, n if str(cfg.keyframes).endswith(".json") else None
+        )
+        if len(frames) > n:
+            raise ValueError(
+                f"{cfg.keyframes} covers {len(frames)} frames but the timelines only {n} (20 fps)"
+            )
+        pad = n - len(frames)
+        joints = torch.nn.functional.pad(joints, (0, 0, 0, 0, 0, pad))
+        frames = torch.nn.functional.pad(frames, (0, pad))
+        kf_joints = joints[None].expand(len(timelines), -1, -1, -1)
+        kf_mask = frames[:, None].expand(n, N_BODY_JOINTS)[None].expand(len(timelines), -1, -1)
+    written, report = [], []
+    name = Path(cfg.timeline).name
+    for i in range(int(cfg.num_samples)):
+        out = module.generate_timelines(
+            timelines, kf_joints, kf_mask, generator=g, num_steps=cfg.num_steps,
+            guidance_scale=cfg.guidance_scale, posterior_noise=cfg.posterior_noise,
+            sampler=cfg.get("timeline_sampler") or "ddpm", overlap_s=float(cfg.overlap_s),
+            bf16=bool(cfg.get("bf16")),
+        )  # fmt: skip
+        for k in range(len(timelines)):
+            tag = f"timeline_{k:02d}" + (f"_{i:02d}" if int(cfg.num_samples) > 1 else "")
+            m = int(out["lengths"][k])
+            _write(out_dir, tag, out["feats"][k, :m], out["joints"][k, :m], f"{name} #{k}",
+                   out["keyframes"][k, :m])  # fmt: skip
+            written.append(tag)
+            if kf_joints is not None:
+                report.append({"name": tag, **_keyframe_report(out, kf_joints, i, k)})
+    if report:
+        (out_dir / "keyframe_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        log.info("keyframe error (m): %s", [r["keyframe_error_m"] for r in report])
+    log.info("wrote %s to %s", written, out_dir)
+    return written
+
+
 def run_sample(cfg: DictConfig) -> list[str]:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,19 +148,7 @@ def run_sample(cfg: DictConfig) -> list[str]:
     g = torch.Generator().manual_seed(int(cfg.seed))  # the run seed (top-level `seed`)
     written = []
     if cfg.timeline:
-        intervals = read_timeline(cfg.timeline)
-        for i in range(int(cfg.num_samples)):
-            x = sample_timeline(
-                module, intervals, FPS, float(cfg.overlap_s),
-                guidance_scale=float(cfg.guidance_scale or module.d["guidance_scale"]),
-                num_steps=cfg.num_steps, posterior_noise=cfg.posterior_noise or module.d["posterior_noise"],
-                generator=g, sampler=cfg.get("timeline_sampler") or "ddpm", bf16=bool(cfg.get("bf16")),
-            )  # fmt: skip
-            feats = module.denormalize(x)
-            joints = smplrifke.decode(feats).joints
-            _write(out_dir, f"timeline_{i:02d}", feats, joints, Path(cfg.timeline).name)
-            written.append(f"timeline_{i:02d}")
-        return written
+        return _sample_timelines(cfg, module, g, out_dir)
     kf_joints = kf_mask = None
     n = int(round(float(cfg.seconds) * FPS))
     if cfg.keyframes:
@@ -129,13 +174,7 @@ def run_sample(cfg: DictConfig) -> list[str]:
         )
         written.append(f"sample_{i:02d}")
         if kf_joints is not None:
-            k = out["keyframes"][i]
-            err = (
-                out["joints"][i, k, :N_BODY_JOINTS]
-                - kf_joints[i, k, :N_BODY_JOINTS].to(out["joints"])
-            ).norm(dim=-1)
-            report.append({"sample": i, "keyframe_error_m": float(err.mean()), "root_error_m":
-                           float(err[:, 0].mean()), "n_keyframes": int(k.sum())})  # fmt: skip
+            report.append(_keyframe_report(out, kf_joints, i, i))
     if report:
         (out_dir / "keyframe_report.json").write_text(json.dumps(report, indent=2) + "\n")
         log.info("keyframe error (m): %s", [r["keyframe_error_m"] for r in report])
