@@ -99,3 +99,23 @@ def test_bad_shapes_are_rejected():
         smplrifke.encode(torch.zeros(4, 22, 3), torch.eye(3).expand(4, 22, 3, 3))
     with pytest.raises(ValueError, match="2 frames"):
         smplrifke.encode(torch.zeros(1, 24, 3), torch.eye(3).expand(1, 22, 3, 3))
+
+
+def test_axis_angle_round_trip_without_a_rotation_library():
+    from stmc_keyframe.representation.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+    quarter = axis_angle_to_matrix(torch.tensor([0.0, 0.0, torch.pi / 2]))
+    torch.testing.assert_close(
+        quarter @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    )
+    aa = torch.randn(2000, 3, generator=torch.Generator().manual_seed(0)) * 1.5
+    aa = torch.cat(
+        [aa, torch.tensor([[0.0, 0.0, 0.0], [1e-7, 0, 0], [0, 3.1415, 0], [2.2, -2.2, 0]])]
+    )
+    r = axis_angle_to_matrix(aa)
+    torch.testing.assert_close(
+        r @ r.transpose(-1, -2), torch.eye(3).expand_as(r), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(axis_angle_to_matrix(matrix_to_axis_angle(r)), r, atol=2e-4, rtol=0)
+    small = aa.norm(dim=-1) < 3.0
+    torch.testing.assert_close(matrix_to_axis_angle(r)[small], aa[small], atol=1e-4, rtol=1e-4)

@@ -1,14 +1,13 @@
 """Rotation helpers: 6D <-> matrix (Zhou et al. 2019), heading about Z, 2D rotations.
 
-Axis-angle conversions come from kornia; the continuous 6D representation and the Z-heading
-split have no library implementation in our stack, so they are written here.
+Everything is a few lines of torch (axis-angle by Rodrigues' formula and its inverse), so the
+package needs no rotation library.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.conversions import axis_angle_to_rotation_matrix, rotation_matrix_to_axis_angle
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -21,14 +20,57 @@ __all__ = [
 ]
 
 
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    """[..., 3] -> [..., 3, 3] cross-product matrix [v]_x."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape, 3)
+
+
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
-    """[..., 3] axis-angle -> [..., 3, 3] (kornia, Rodrigues' formula)."""
-    return axis_angle_to_rotation_matrix(aa.reshape(-1, 3)).reshape(*aa.shape[:-1], 3, 3)
+    """[..., 3] axis-angle -> [..., 3, 3]: R = I + sin(t) K + (1 - cos(t)) K^2 (Rodrigues), with
+    the Taylor series of sin(t)/t and (1 - cos(t))/t^2 near t = 0 (finite gradients at 0)."""
+    t2 = (aa * aa).sum(-1, keepdim=True)[..., None]
+    t = t2.clamp(min=1e-12).sqrt()
+    small = t2 < 1e-6
+    a = torch.where(small, 1 - t2 / 6, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24, (1 - torch.cos(t)) / t2.clamp(min=1e-12))
+    k = _skew(aa)
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(k)
+    return eye + a * k + b * (k @ k)
 
 
 def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:
-    """[..., 3, 3] -> [..., 3] axis-angle (kornia)."""
-    return rotation_matrix_to_axis_angle(m.reshape(-1, 3, 3)).reshape(*m.shape[:-2], 3)
+    """[..., 3, 3] -> [..., 3] axis-angle with angle in [0, pi].
+
+    Angle from atan2(|r|, (tr - 1) / 2) with r = (R32 - R23, R13 - R31, R21 - R12) / 2 = sin(t) n;
+    near pi (sin(t) -> 0) the axis comes from the largest column of (R + I) / 2 = n n^T
+    (+ cos(t) terms), with the sign fixed by r.
+    """
+    r = (
+        torch.stack(
+            [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]],
+            -1,
+        )
+        / 2
+    )
+    sin = r.norm(dim=-1)
+    cos = ((m.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    angle = torch.atan2(sin, cos)
+    # generic case: axis = r / sin(t); small angles: r ~ t n, so scale by t / sin(t) -> 1
+    scale = torch.where(sin > 1e-6, angle / sin.clamp(min=1e-12), 1 + angle * angle / 6)
+    generic = r * scale[..., None]
+    # near pi: n n^T = (sym(R) - cos(t) I) / (1 - cos(t)), sym removes the sin(t) [n]x part
+    sym = (m + m.transpose(-1, -2)) / 2
+    outer = (sym - cos[..., None, None] * torch.eye(3, dtype=m.dtype, device=m.device)) / (
+        1 - cos
+    ).clamp(min=1e-12)[..., None, None]
+    col = outer.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    axis = torch.take_along_dim(outer, col[..., None, None].expand(*col.shape, 3, 1), -1)[..., 0]
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    sign = torch.where((axis * r).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(m.dtype)
+    near_pi = (sin < 1e-3) & (cos < 0)
+    return torch.where(near_pi[..., None], axis * sign * angle[..., None], generic)
 
 
 def matrix_to_6d(m: torch.Tensor) -> torch.Tensor:
