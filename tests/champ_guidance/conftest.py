@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from champ_guidance.data.layout import frame_file, write_image, write_pose, write_video
+from champ_guidance.model.champ import ChampModel
 
 TINY_UNET = dict(
     in_channels=3,
@@ -118,3 +120,96 @@ def make_net_kwargs():
 @pytest.fixture
 def make_batch():
     return random_batch
+
+
+# ---- upstream parity (fixtures of tools/upstream/champ_guidance.py) -------------------------
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "champ-guidance"
+TOL = 1e-5
+
+
+def load_fixture(name: str) -> dict:
+    fx = torch.load(FIXTURES / f"{name}.pt", weights_only=True)
+    fx["state_dict"] = {
+        stem: {k: v.float() for k, v in sd.items()} for stem, sd in fx["state_dict"].items()
+    }
+    return fx
+
+
+def perturbed(module: torch.nn.Module, name: str) -> None:
+    with torch.no_grad():
+        dict(module.named_parameters())[name].add_(0.05)
+
+
+def champ_net(cfg: dict, temporal: bool) -> ChampModel:
+    unet = dict(cfg["unet"])
+    unet.pop("sample_size")
+    tiny_unet = dict(
+        unet, down_block_types=cfg["down_block_types"], up_block_types=cfg["up_block_types"]
+    )
+    enc = cfg["guidance_encoder"]
+    motion = cfg["motion_module"] or {}
+    return ChampModel(
+        pretrained_model_name_or_path="tiny",
+        tiny_unet=tiny_unet,
+        resolution=8,
+        guidance_resolution=32,
+        guidance_types=cfg["guidance_types"],
+        guidance_input_channels=[3],
+        guidance_embedding_channels=unet["block_out_channels"][0],
+        guidance_encoder=dict(
+            block_out_channels=enc["block_out_channels"],
+            attention_heads=enc["attention_num_heads"],
+        ),
+        image_encoder=dict(
+            model_name="tiny",
+            tiny=dict(
+                image_size=16,
+                patch_size=8,
+                width=16,
+                layers=1,
+                heads=2,
+                mlp_ratio=2.0,
+                output_dim=unet["cross_attention_dim"],
+            ),
+        ),
+        temporal=dict(
+            enabled=temporal,
+            heads=motion.get("num_attention_heads", 8),
+            max_frames=motion.get("temporal_position_encoding_max_len", 32),
+        ),
+        reference_concat=False,
+    ).eval()
+
+
+def run_champ(net: ChampModel, inputs: dict, uncond: bool) -> torch.Tensor:
+    """Upstream's ``ChampModel.forward`` inputs ([B, C, F, h, w]) through our conditioning +
+    denoiser ([B*F, C, h, w])."""
+    noisy = inputs["noisy_latents"].permute(0, 2, 1, 3, 4)
+    b, f = noisy.shape[:2]
+    clip = inputs["clip_image_embeds"]
+    keep = torch.zeros(b) if uncond else torch.ones(b)
+    bank = {} if uncond else net.reference_bank(inputs["ref_image_latents"], clip)
+    guidance = {"dwpose": inputs["multi_guidance_cond"].permute(0, 2, 1, 3, 4)}
+    cond = {
+        "clip": clip,
+        "bank": bank,
+        "latent": inputs["ref_image_latents"],
+        "keep": keep,
+        "guidance": net.encode_guidance(guidance),
+    }
+    t = inputs["timesteps"].repeat_interleave(f)
+    with torch.no_grad():
+        out = net.denoise(noisy.flatten(0, 1), t, cond)
+    return out.view(b, f, *out.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+@pytest.fixture(scope="session")
+def parity():
+    return SimpleNamespace(
+        FIXTURES=FIXTURES,
+        TOL=TOL,
+        load_fixture=load_fixture,
+        perturbed=perturbed,
+        champ_net=champ_net,
+        run_champ=run_champ,
+    )

@@ -153,38 +153,66 @@ def test_generator_reuses_a_complete_folder(generated, tmp_path):
     assert (first / "videos/dance_000.mp4").stat().st_mtime_ns == mtime
 
 
-def test_prepare_music_cli_writes_35d_features(generated, tmp_path):
+def test_prepare_music_cli_writes_35d_features(generated, tmp_path, capsys):
+    """The README form: positional track, --fps, -o; the frame count follows the duration."""
+    import soundfile as sf
+
     from champ_guidance.prepare_music import main
 
     first, _ = generated
-    out = tmp_path / "feats"
-    assert (
-        main(
-            [
-                "--audio",
-                str(first / "audio/dance_000.wav"),
-                "--output",
-                str(out),
-                "--fps",
-                "10",
-                "--num-frames",
-                "12",
-            ]
-        )
-        == 0
-    )
+    wav = first / "audio/dance_000.wav"
+    out = tmp_path / "music_features" / "song"
+    assert main([str(wav), "--fps", "10", "-o", str(out)]) == 0
     rows = sorted(out.glob("frame_*.npy"))
-    assert len(rows) == 12 and np.load(rows[0]).shape == (35,)
+    assert len(rows) == int(sf.info(str(wav)).duration * 10) and np.load(rows[0]).shape == (35,)
+    assert main([str(wav), "--fps", "10", "-o", str(tmp_path / "n"), "--num-frames", "5"]) == 0
+    assert len(list((tmp_path / "n").glob("frame_*.npy"))) == 5
+    for argv, message in (
+        (
+            [str(tmp_path / "missing.wav"), "--fps", "10", "-o", str(out)],
+            "missing.wav does not exist",
+        ),
+        ([str(wav), "--fps", "0", "-o", str(out)], "--fps 0 must be a positive"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_prepare_music_reads_a_videos_track_or_refuses_by_name(generated, tmp_path, capsys):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from champ_guidance.prepare_music import main
+
+    first, _ = generated
+    silent = first / "videos/dance_000.mp4"
     with pytest.raises(SystemExit):
-        main(
-            [
-                "--audio",
-                str(tmp_path / "missing.wav"),
-                "--output",
-                str(out),
-                "--fps",
-                "10",
-                "--num-frames",
-                "3",
-            ]
-        )
+        main([str(silent), "--fps", "10", "-o", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert "dance_000.mp4 is a video without an audio track" in err and "Traceback" not in err
+    muxed = tmp_path / "with_sound.mp4"
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(silent),
+            "-i",
+            str(first / "audio/dance_000.wav"),
+        ]
+        + ["-c:v", "copy", "-c:a", "aac", "-shortest", str(muxed)],
+        check=True,
+    )
+    assert main([str(muxed), "--fps", "10", "-o", str(tmp_path / "v"), "--num-frames", "4"]) == 0
+    assert len(list((tmp_path / "v").glob("frame_*.npy"))) == 4
+    garbage = tmp_path / "noise.wav"
+    garbage.write_bytes(b"not audio at all" * 64)
+    with pytest.raises(SystemExit):
+        main([str(garbage), "--fps", "10", "-o", str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert "noise.wav cannot be decoded as audio" in err and "Traceback" not in err

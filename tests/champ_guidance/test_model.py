@@ -9,6 +9,7 @@ from torch import nn
 
 from champ_guidance.model.champ import ChampModel
 from champ_guidance.model.guidance import register_guidance_encoder, zero_module
+from champ_guidance.model.temporal import MotionModule
 from champ_guidance.module import ChampModule
 
 SCHEDULE = dict(
@@ -48,7 +49,7 @@ def test_denoiser_shapes_and_zero_initialised_guidance(
     assert out.shape == x.shape
     # after a change of the encoders' output layer the guidance changes the prediction
     for enc in net.guidance_encoders.values():
-        for p in enc.out.parameters():
+        for p in enc.conv_out.parameters():
             nn.init.normal_(p, std=0.1)
     assert not torch.allclose(net.denoise(x, t, _cond(net, batch)), out)
 
@@ -61,7 +62,7 @@ def test_invalid_guidance_embedding_channels_is_a_clear_error(make_net_kwargs):
 def test_unknown_guidance_type_names_the_registry(make_net_kwargs):
     with pytest.raises(KeyError, match="register_guidance_encoder"):
         ChampModel(
-            **make_net_kwargs(guidance_types=["music", "depth"], guidance_input_channels=[3, 2])
+            **make_net_kwargs(guidance_types=["music", "thermal"], guidance_input_channels=[3, 2])
         )
 
 
@@ -161,8 +162,9 @@ def test_temporal_modules_start_as_identity_and_mix_frames(make_net_kwargs, make
         rtol=1e-4,
         atol=1e-5,
     )
-    for m in temporal.temporal.modules_by_block.values():
-        nn.init.normal_(m.proj_out.weight, std=0.1)
+    for m in temporal.temporal.modules():
+        if isinstance(m, MotionModule):
+            nn.init.normal_(m.temporal_transformer.proj_out.weight, std=0.1)
     cond = _cond(temporal, batch)
     base = temporal.denoise(x, t, cond)
     x2 = x.clone()

@@ -25,6 +25,22 @@ def _plain(x):
     return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
 
 
+def check_sampler_knobs(
+    num_inference_steps: int, context_window: int, context_overlap: int
+) -> None:
+    """Range checks where the values enter (0 steps used to mean "the default")."""
+    if num_inference_steps < 1:
+        raise ValueError(
+            f"num_inference_steps={num_inference_steps} must be >= 1 (upstream samples with 20)"
+        )
+    if context_window < 1:
+        raise ValueError(f"context_window={context_window} must be >= 1 frames (upstream: 24)")
+    if not 0 <= context_overlap < context_window:
+        raise ValueError(
+            f"context_overlap={context_overlap} must be in [0, context_window={context_window})"
+        )
+
+
 class ChampModule(pl.LightningModule):
     """Objective (both stages, as upstream): v-prediction on a zero-terminal-SNR schedule,
     Min-SNR-gamma weighted MSE, offset noise, and reference dropout (``uncond_ratio``) that
@@ -58,6 +74,7 @@ class ChampModule(pl.LightningModule):
         # plain containers, so checkpoints load with torch.load(weights_only=True)
         net, schedule, extra_loss = _plain(net), _plain(schedule), _plain(extra_loss)
         self.save_hyperparameters()
+        check_sampler_knobs(num_inference_steps, context_window, context_overlap)
         if stage not in (1, 2):
             raise ValueError(f"stage={stage} must be 1 (frames) or 2 (temporal modules)")
         if stage == 2 and not net["temporal"].get("enabled", False):
@@ -144,13 +161,15 @@ class ChampModule(pl.LightningModule):
     ) -> torch.Tensor:
         """Frames ``[B, F, 3, H, W]`` in [-1, 1] for a reference ``[B, 3, H, W]`` and guidance
         ``{type: [B, F, ...]}``: DDIM with CFG, conditions encoded once."""
+        num_steps = self.hparams.num_inference_steps if num_steps is None else int(num_steps)
+        window = self.hparams.context_window if window is None else int(window)
+        overlap = self.hparams.context_overlap if overlap is None else int(overlap)
+        check_sampler_knobs(num_steps, window, overlap)
         b = reference.shape[0]
         f = next(iter(guidance.values())).shape[1]
         cond = self.net.encode_conditions(
             reference, guidance, torch.ones(b, device=reference.device)
         )
-        window = window or self.hparams.context_window
-        overlap = self.hparams.context_overlap if overlap is None else overlap
 
         def model(x, t, c):
             return self.net.denoise_windows(x, t, c, window, overlap)
@@ -164,7 +183,7 @@ class ChampModule(pl.LightningModule):
                 uncond=self.net.unconditional(cond),
                 scale=self.hparams.guidance_scale if guidance_scale is None else guidance_scale,
             ),
-            num_steps=num_steps or self.hparams.num_inference_steps,
+            num_steps=num_steps,
             sampler=self.hparams.sampler,
             generator=torch.Generator().manual_seed(seed),
             device=reference.device,

@@ -1,8 +1,10 @@
 """``champ-guidance-sample`` / ``python -m champ_guidance.sample``: animate a reference image.
 
-Inputs (``configs/sample.yaml``): ``reference_image``, ``music`` (an audio file; features are
-computed with librosa at ``fps``) and/or ``pose_dir`` (``frame_XXX.json`` keypoints), one per
-guidance type the checkpoint was trained with. Without ``reference_image`` the first test clip
+Inputs (``configs/sample.yaml``): ``reference_image``, ``music`` (an audio file or a video with
+sound; features are computed with librosa at ``fps``), ``pose_dir`` (``frame_XXX.json``
+keypoints) and ``guidance_dirs.<type>`` (a folder of per-frame maps: CHAMP's rendered
+``depth``/``normal``/``semantic_map``/``dwpose`` PNGs, or ``.npy`` features), for any subset of
+the guidance types the checkpoint was trained with (a missing type drops its term, logged). Without ``reference_image`` the first test clip
 of the configured data is animated. Writes ``animation.mp4``, ``animation.gif`` and
 ``animation.png`` into the run directory; long sequences go through sliding context windows.
 """
@@ -16,30 +18,42 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from champ_guidance.data.dataset import to_square
-from champ_guidance.data.heatmaps import pose_heatmaps
-from champ_guidance.data.layout import DataLayoutError, frame_file, read_image, read_pose
+from champ_guidance.data.dataset import load_guidance_frame, to_square
+from champ_guidance.data.layout import DataLayoutError, read_image
+from champ_guidance.data.music_features import check_fps
 from champ_guidance.media import save_clip_media
 from motioncore.train import hydra_entry, load_module
 
 log = logging.getLogger(__name__)
 
 
-def _pose_sequence(
-    folder: Path, num_keypoints: int, frame_hw, size: int, sigma: float
+def _frames_of(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    if not folder.is_dir():
+        raise DataLayoutError(f"{folder} is not a folder of per-frame guidance files")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    if not files:
+        raise DataLayoutError(f"{folder} holds no {'/'.join(suffixes)} frames")
+    return files
+
+
+def _guidance_sequence(
+    files: list[Path], gtype: str, channels: int, cfg: DictConfig, raw_hw
 ) -> torch.Tensor:
-    if not frame_file(folder, 0, ".json").is_file():
-        raise DataLayoutError(f"pose_dir={folder} has no frame_000.json")
-    frames, i = [], 0
-    while frame_file(folder, i, ".json").is_file():
-        kp = torch.from_numpy(read_pose(frame_file(folder, i, ".json"), num_keypoints))
-        frames.append(pose_heatmaps(kp, frame_hw, size, sigma))
-        i += 1
-    return torch.stack(frames)
+    return torch.stack(
+        [
+            load_guidance_frame(
+                path, gtype, channels, cfg.guidance_resolution, raw_hw, cfg.data.heatmap_sigma
+            )
+            for path in files
+        ]
+    )
 
 
 def animation_inputs(cfg: DictConfig) -> tuple[torch.Tensor, dict, float]:
-    """(reference [1, 3, R, R], guidance {type: [1, F, ...]}, fps) from the sample config."""
+    """(reference [1, 3, R, R], guidance {type: [1, F, ...]}, fps) from the sample config.
+
+    CHAMP fuses guidance types by a plain sum, so a trained type that is not given drops its
+    term (logged); at least one type must be given."""
     types = dict(zip(cfg.guidance_types, cfg.guidance_input_channels, strict=True))
     if cfg.reference_image is None:
         dm = hydra.utils.instantiate(cfg.data)
@@ -55,39 +69,45 @@ def animation_inputs(cfg: DictConfig) -> tuple[torch.Tensor, dict, float]:
         raise FileNotFoundError(f"reference_image={ref_path} does not exist")
     raw = read_image(ref_path)
     reference = to_square(raw, cfg.resolution)[None]
-    fps, guidance = float(cfg.fps), {}
-    if "pose" in types:
-        if cfg.pose_dir is None:
-            raise ValueError(
-                "this model uses pose guidance: pass pose_dir=<folder of frame_XXX.json>"
-            )
-        guidance["pose"] = _pose_sequence(
-            Path(cfg.pose_dir),
-            types["pose"] - 1,
-            raw.shape[:2],
-            cfg.guidance_resolution,
-            cfg.data.heatmap_sigma,
-        )[None]
-    n = cfg.num_frames or (guidance["pose"].shape[1] if guidance else None)
-    if "music" in types:
-        if cfg.music is None:
-            raise ValueError("this model uses music guidance: pass music=<audio file>")
+    fps = check_fps(cfg.fps)
+    folders = {k: v for k, v in (cfg.get("guidance_dirs") or {}).items() if v is not None}
+    if cfg.pose_dir is not None:
+        folders["pose"] = cfg.pose_dir
+    unknown = set(folders) - set(types)
+    if unknown or (cfg.music is not None and "music" not in types):
+        extra = sorted(
+            unknown | ({"music"} if cfg.music is not None and "music" not in types else set())
+        )
+        raise ValueError(
+            f"guidance {extra} was given but this model was trained with {sorted(types)} only"
+        )
+    guidance = {}
+    for gtype, folder in folders.items():
+        suffixes = (".json",) if gtype == "pose" else (".png", ".jpg", ".npy")
+        files = _frames_of(Path(folder), suffixes)
+        guidance[gtype] = _guidance_sequence(files, gtype, types[gtype], cfg, raw.shape[:2])[None]
+    n = cfg.num_frames or (min(v.shape[1] for v in guidance.values()) if guidance else None)
+    if cfg.music is not None:
         from champ_guidance.data.music_features import music_features
 
-        if n is None:
-            import soundfile as sf
-
-            n = int(sf.info(str(cfg.music)).duration * fps)
         feature_set = "onset" if types["music"] == 1 else "edge35"
-        guidance["music"] = torch.from_numpy(music_features(Path(cfg.music), fps, n, feature_set))[
-            None
-        ]
-    unknown = set(types) - set(guidance)
-    if unknown:
+        feats = music_features(Path(cfg.music), fps, n, feature_set)
+        guidance["music"] = torch.from_numpy(feats)[None]
+    if not guidance:
         raise ValueError(
-            f"the sample CLI reads pose and music guidance; {sorted(unknown)} cannot be given"
+            f"no guidance given; this model was trained with {sorted(types)}: pass "
+            "music=<audio file>, pose_dir=<folder of frame_XXX.json> and/or "
+            "guidance_dirs.<type>=<folder of per-frame maps>"
         )
-    n = n or 1
+    dropped = sorted(set(types) - set(guidance))
+    if dropped:
+        log.warning(
+            "guidance %s not given: their terms are dropped from the guidance sum (CHAMP fuses "
+            "guidance types by a plain sum); animating with %s only",
+            dropped,
+            sorted(guidance),
+        )
+    n = n or min(v.shape[1] for v in guidance.values())
     return reference, {k: v[:, :n] for k, v in guidance.items()}, fps
 
 

@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 from champ_guidance.data.heatmaps import pose_heatmaps
 from champ_guidance.data.layout import (
     DataLayoutError,
     VideoRecord,
-    frame_file,
     index_root,
     read_feature,
+    read_guidance_image,
     read_image,
     read_pose,
     read_video,
@@ -49,6 +50,50 @@ def to_square(images: np.ndarray, size: int) -> torch.Tensor:
     return x
 
 
+def load_guidance_frame(
+    path: Path,
+    gtype: str,
+    channels: int,
+    size: int,
+    raw_hw: tuple[int, int],
+    sigma: float,
+    mask: Path | None = None,
+    check_only: bool = False,
+) -> torch.Tensor | None:
+    """One frame of guidance on the ``size`` grid, by file kind: ``.json`` keypoints -> pose
+    heatmaps ``[K+1, size, size]`` (``raw_hw``: the video frame the pixels refer to); ``.npy``
+    -> the feature (maps resized); ``.png``/``.jpg`` -> a rendered RGB map in [0, 1], centre
+    cropped like the frames. ``check_only`` validates the file without building the tensor."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        kp = read_pose(path, channels - 1)
+        return None if check_only else pose_heatmaps(torch.from_numpy(kp), raw_hw, size, sigma)
+    if suffix == ".npy":
+        x = torch.from_numpy(read_feature(path, channels))
+        return None if check_only else _resize_map(x, size)
+    if channels != 3:
+        raise DataLayoutError(
+            f"guidance {gtype!r} is read from images ({path}): set its guidance_input_channels "
+            f"entry to 3 (RGB maps), not {channels}"
+        )
+    if check_only:
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as e:
+            raise DataLayoutError(f"guidance image {path} cannot be read ({e})") from e
+        return None
+    x = torch.from_numpy(read_guidance_image(path, mask))
+    x0, y0, side = square_crop_box(*x.shape[-2:])
+    return _resize_map(x[:, y0 : y0 + side, x0 : x0 + side], size)
+
+
+def _resize_map(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.ndim == 3 and x.shape[-2:] != (size, size):
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+    return x
+
+
 class ClipDataset(Dataset):
     """Windows of ``sequence_length`` frames (every ``frame_stride``-th) with their reference
     image and per-frame guidance.
@@ -69,6 +114,7 @@ class ClipDataset(Dataset):
         window_stride: int = 1,
         frame_stride: int = 1,
         heatmap_sigma: float = 1.0,
+        fps: float = 10.0,
     ):
         if len(guidance_types) != len(guidance_input_channels):
             raise ValueError(
@@ -79,7 +125,8 @@ class ClipDataset(Dataset):
         self.channels = dict(zip(self.types, guidance_input_channels, strict=True))
         self.resolution, self.guidance_resolution = resolution, guidance_resolution
         self.length, self.frame_stride, self.sigma = sequence_length, frame_stride, heatmap_sigma
-        self.records: list[VideoRecord] = index_root(Path(root), self.types)
+        self.records: list[VideoRecord] = index_root(Path(root), self.types, fps)
+        self.validate()
         span = (sequence_length - 1) * frame_stride + 1
         self.windows = [
             (r, start)
@@ -97,23 +144,38 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
+    def validate(self) -> None:
+        """Read every guidance file once, so a malformed one fails now, naming the file, and not
+        at the training step that first samples it."""
+        for rec in self.records:
+            for gtype in rec.guidance_files:
+                for j in range(rec.num_frames):
+                    self._guidance(rec, gtype, j, (1, 1), check_only=True)
+
     def video_frames(self, r: int) -> torch.Tensor:
         if r not in self._frames:
-            frames, _ = read_video(self.records[r].video)
+            rec = self.records[r]
+            if rec.video is None:
+                frames = np.stack([read_image(p) for p in rec.frame_paths])
+            else:
+                frames, _ = read_video(rec.video)
             self._frames[r] = to_square(frames, self.resolution).half()
         return self._frames[r]
 
-    def _pose(self, path: Path, frame_hw: tuple[int, int]) -> torch.Tensor:
-        kp = torch.from_numpy(read_pose(path, self.channels["pose"] - 1))
-        return pose_heatmaps(kp, frame_hw, self.guidance_resolution, self.sigma)
-
-    def _feature(self, path: Path, gtype: str) -> torch.Tensor:
-        x = torch.from_numpy(read_feature(path, self.channels[gtype]))
-        if x.ndim == 3 and x.shape[-2:] != (self.guidance_resolution,) * 2:
-            x = F.interpolate(
-                x[None], size=(self.guidance_resolution,) * 2, mode="bilinear", align_corners=False
-            )[0]
-        return x
+    def _guidance(
+        self, rec: VideoRecord, gtype: str, j: int, raw_hw, check_only: bool = False
+    ) -> torch.Tensor | None:
+        mask = rec.masks[j] if rec.masks is not None and gtype == "semantic_map" else None
+        return load_guidance_frame(
+            rec.guidance_files[gtype][j],
+            gtype,
+            self.channels[gtype],
+            self.guidance_resolution,
+            raw_hw,
+            self.sigma,
+            mask,
+            check_only,
+        )
 
     def music_beats(self, r: int) -> np.ndarray:
         """Beat frames of the whole track: the beat channel of the 35-d features, else beats
@@ -121,10 +183,7 @@ class ClipDataset(Dataset):
         if r not in self._beats:
             rec = self.records[r]
             channels = self.channels["music"]
-            rows = [
-                read_feature(frame_file(rec.guidance_dirs["music"], i, ".npy"), channels)
-                for i in range(rec.num_frames)
-            ]
+            rows = [read_feature(path, channels) for path in rec.guidance_files["music"]]
             track = np.stack([row.reshape(channels, -1).mean(-1) for row in rows])
             if channels == 35:
                 self._beats[r] = np.flatnonzero(track[:, BEAT_CHANNEL_EDGE35] > 0.5)
@@ -142,17 +201,7 @@ class ClipDataset(Dataset):
         raw_hw = self._raw_hw(r)
         guidance = {}
         for gtype in self.types:
-            if gtype == "pose":
-                maps = [
-                    self._pose(frame_file(rec.guidance_dirs[gtype], j, ".json"), raw_hw)
-                    for j in idx
-                ]
-            else:
-                maps = [
-                    self._feature(frame_file(rec.guidance_dirs[gtype], j, ".npy"), gtype)
-                    for j in idx
-                ]
-            guidance[gtype] = torch.stack(maps)
+            guidance[gtype] = torch.stack([self._guidance(rec, gtype, j, raw_hw) for j in idx])
         reference = to_square(read_image(rec.reference), self.resolution)
         item = {
             "frames": frames[idx].float(),
@@ -195,6 +244,7 @@ class ChampDataModule(BaseDataModule):
         window_stride: int = 1,
         frame_stride: int = 1,
         heatmap_sigma: float = 1.0,
+        fps: float = 30.0,
         max_eval_clips: int = 8,
         holdout_videos: int = 1,
         synthetic: dict | None = None,
@@ -210,6 +260,7 @@ class ChampDataModule(BaseDataModule):
             guidance_resolution=guidance_resolution,
             frame_stride=frame_stride,
             heatmap_sigma=heatmap_sigma,
+            fps=fps,
         )
         self.sequence_length, self.eval_sequence_length = sequence_length, eval_sequence_length
         self.window_stride, self.max_eval_clips, self.holdout = (

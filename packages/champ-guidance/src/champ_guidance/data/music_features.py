@@ -9,6 +9,8 @@ track maximum and MFCC/chroma are standardised per track.
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 
 import librosa
@@ -16,6 +18,57 @@ import numpy as np
 
 HOP_LENGTH = 512
 FEATURE_SETS = {"onset": 1, "edge35": 35}
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+class AudioError(ValueError):
+    """An audio (or video) file that cannot give a sound track; the message names it."""
+
+
+def _extract_audio_track(video: Path, wav: Path, sr: int) -> None:
+    """The video's first audio stream as a mono WAV at ``sr`` (imageio-ffmpeg's ffmpeg)."""
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-i"]
+    cmd += [str(video), "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(sr), str(wav)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1:] or ["ffmpeg failed"]
+        if "matches no streams" in result.stderr:
+            raise AudioError(
+                f"{video} is a video without an audio track; pass the song's audio file "
+                "(.wav/.mp3/.flac/.ogg) instead"
+            )
+        raise AudioError(f"cannot extract the audio track of {video}: {detail[0]}")
+
+
+def load_audio(path: Path, sr: int) -> np.ndarray:
+    """Mono float audio at ``sr`` from an audio file, or from the audio track of a video."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file {path} does not exist")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "track.wav"
+            _extract_audio_track(path, wav, sr)
+            return load_audio(wav, sr)
+    try:
+        y, _ = librosa.load(str(path), sr=sr, mono=True)
+    except Exception as e:  # soundfile / audioread raise many types (NoBackendError, ...)
+        raise AudioError(
+            f"{path} cannot be decoded as audio ({type(e).__name__}: {e}); convert it to WAV, "
+            "e.g. ffmpeg -i <file> song.wav"
+        ) from e
+    if y.size == 0:
+        raise AudioError(f"{path} holds no audio samples")
+    return y
+
+
+def check_fps(fps: float) -> float:
+    fps = float(fps)
+    if not np.isfinite(fps) or fps <= 0:
+        raise AudioError(f"fps={fps} must be a positive frame rate (e.g. 10 or 30)")
+    return fps
 
 
 def feature_dim(feature_set: str) -> int:
@@ -34,12 +87,18 @@ def _fit(x: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def music_features(
-    audio_path: Path, fps: float, num_frames: int, feature_set: str = "edge35"
+    audio_path: Path, fps: float, num_frames: int | None = None, feature_set: str = "edge35"
 ) -> np.ndarray:
-    """``[num_frames, D]`` float32 features aligned to the video frames (D = 1 or 35)."""
+    """``[num_frames, D]`` float32 features aligned to the video frames (D = 1 or 35).
+
+    ``num_frames=None``: as many frames as the track lasts at ``fps``."""
     dim = feature_dim(feature_set)
-    sr = int(round(fps * HOP_LENGTH))
-    y, _ = librosa.load(str(audio_path), sr=sr, mono=True)
+    sr = int(round(check_fps(fps) * HOP_LENGTH))
+    y = load_audio(audio_path, sr)
+    if num_frames is None:
+        num_frames = max(1, int(len(y) / sr * fps))
+    if num_frames <= 0:
+        raise AudioError(f"num_frames={num_frames} must be positive")
     onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP_LENGTH)
     onset_norm = onset / max(float(onset.max()), 1e-8)
     if dim == 1:

@@ -29,7 +29,7 @@ def freeze_bankless_parameters(reference_unet: nn.Module, context: ReferenceCont
     everything the bank does not depend on gets no ``.grad``.
     """
     cfg = reference_unet.config
-    size = 2 ** (len(cfg.block_out_channels) - 1)
+    size = 2 ** len(cfg.block_out_channels)  # >= 2 pixels per group at the lowest level
     x = torch.zeros(1, cfg.in_channels, size, size)
     context_tokens = torch.zeros(1, 1, cfg.cross_attention_dim)
     reference_unet.zero_grad(set_to_none=True)
@@ -115,6 +115,7 @@ class ChampModel(nn.Module):
                 self.context,
                 heads=temporal["heads"],
                 max_frames=temporal["max_frames"],
+                layers=temporal.get("layers", 1),
             )
         freeze_bankless_parameters(self.reference_unet, self.context)
         if gradient_checkpointing:
@@ -124,11 +125,22 @@ class ChampModel(nn.Module):
 
     # ---- conditioning ----------------------------------------------------------------------
     def encode_guidance(self, guidance: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-type encoders, summed (CHAMP's fusion): ``[B, F, ...]`` -> ``[B*F, ...]``."""
-        missing = set(self.guidance_encoders) - set(guidance)
-        if missing:
-            raise KeyError(f"guidance for {sorted(missing)} is missing; got {sorted(guidance)}")
-        feats = [enc(guidance[g].flatten(0, 1)) for g, enc in self.guidance_encoders.items()]
+        """Per-type encoders, summed (CHAMP's fusion): ``[B, F, ...]`` -> ``[B*F, ...]``.
+
+        Because the fusion is a plain sum, a subset of the trained types is valid input: the
+        missing types drop their terms (as upstream's ``guidance_types`` selection at inference).
+        Callers that allow this say so to the user; training batches carry every type."""
+        unknown = set(guidance) - set(self.guidance_encoders)
+        if unknown or not guidance:
+            raise KeyError(
+                f"guidance {sorted(guidance)} does not fit this model: it has encoders for "
+                f"{sorted(self.guidance_encoders)} (give at least one of them, no other)"
+            )
+        feats = [
+            enc(guidance[g].flatten(0, 1))
+            for g, enc in self.guidance_encoders.items()
+            if g in guidance
+        ]
         return torch.stack(feats).sum(0)
 
     def encode_reference(self, reference: torch.Tensor, keep: torch.Tensor) -> dict:
@@ -138,11 +150,16 @@ class ChampModel(nn.Module):
             reference.dtype
         )
         latents = self.codec.encode(reference)
+        bank = self.reference_bank(latents, clip)
+        return {"clip": clip, "bank": bank, "latent": latents, "keep": keep.to(reference.dtype)}
+
+    def reference_bank(self, latents: torch.Tensor, clip: torch.Tensor) -> dict:
+        """The self-attention inputs of every reference-UNet block, from one pass at t = 0."""
         self.context.bank = {}
-        t0 = torch.zeros(reference.shape[0], dtype=torch.long, device=reference.device)
+        t0 = torch.zeros(latents.shape[0], dtype=torch.long, device=latents.device)
         self.reference_unet(latents, t0, encoder_hidden_states=clip)
         bank, self.context.bank = self.context.bank, {}
-        return {"clip": clip, "bank": bank, "latent": latents, "keep": keep.to(reference.dtype)}
+        return bank
 
     def encode_conditions(
         self, reference: torch.Tensor, guidance: dict, keep: torch.Tensor

@@ -14,7 +14,8 @@ import math
 from collections.abc import Callable
 
 import torch
-from diffusers.models.attention_processor import Attention
+import torch.nn.functional as F
+from diffusers import Transformer2DModel
 from torch import nn
 
 TARGETS = ("spatial", "embedding")
@@ -60,16 +61,29 @@ def zero_module(module: nn.Module) -> nn.Module:
     return module
 
 
+# CHAMP's four rendered 3-channel maps in [0, 1] (SMPL depth, normal, semantic map; DWPose
+# skeleton), plus this package's music features and pose heatmaps.
+@register_guidance_encoder("depth")
+@register_guidance_encoder("normal")
+@register_guidance_encoder("semantic_map")
+@register_guidance_encoder("dwpose")
 @register_guidance_encoder("pose")
 @register_guidance_encoder("music")
 class GuidanceEncoder(nn.Module):
     """CHAMP's guidance encoder (Zhu et al. 2024, Sec. 3.2): a conv stack down to the latent
     grid, one self-attention at the lowest resolution, and a zero-initialised output layer.
 
+    Layer names follow upstream's ``GuidanceEncoder`` so its weights load by name: ``conv_in``
+    (3x3, SiLU), ``blocks`` (per width change a 3x3 conv and a 3x3 conv to the next width, each
+    followed by SiLU; stride 2 on the first ``log2(downsample)`` changes), ``attention`` (a
+    ``Transformer2DModel`` per frame: GroupNorm, 1x1 proj_in, self-attention + GEGLU
+    feed-forward, 1x1 proj_out, residual; upstream's ``attentions[-1]``) and ``conv_out``.
+    Upstream also builds five more attentions and a ``guidance_attention`` that its forward
+    never runs; they are not built here, so every parameter gets a gradient (no
+    ``find_unused_parameters`` under DDP), and the importer drops their weights.
+
     Per-frame vectors ``[N, C]`` (music features) are broadcast over the guidance grid first.
-    ``downsample`` (a power of two, the VAE factor; 1 in pixel space) sets how many of the
-    width changes use stride 2. Only layers that run are built, so every parameter gets a
-    gradient (no ``find_unused_parameters`` under DDP).
+    ``downsample`` is a power of two (the VAE factor, 8 for SD; 1 in pixel space).
     """
 
     def __init__(
@@ -94,26 +108,30 @@ class GuidanceEncoder(nn.Module):
             )
         self.target, self.guidance_size = target, guidance_size
         widths = list(block_out_channels)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.SiLU()]
+        self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        blocks: list[nn.Module] = []
         for i in range(len(widths) - 1):
-            layers += [nn.Conv2d(widths[i], widths[i], 3, padding=1), nn.SiLU()]
             stride = 2 if i < n_down else 1
-            layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, stride=stride), nn.SiLU()]
-        self.convs = nn.Sequential(*layers)
+            blocks.append(nn.Conv2d(widths[i], widths[i], 3, padding=1))
+            blocks.append(nn.Conv2d(widths[i], widths[i + 1], 3, padding=1, stride=stride))
+        self.blocks = nn.ModuleList(blocks)
         width = widths[-1]
         self.attention = None
         if attention_heads:
-            self.attention = Attention(
-                query_dim=width,
-                heads=attention_heads,
-                dim_head=width // attention_heads,
+            if width % attention_heads:
+                raise ValueError(
+                    f"attention_heads={attention_heads} must divide the last width {width}"
+                )
+            self.attention = Transformer2DModel(
+                num_attention_heads=attention_heads,
+                attention_head_dim=width // attention_heads,
+                in_channels=width,
                 norm_num_groups=math.gcd(32, width),
-                residual_connection=True,
             )
         if target == "spatial":
-            self.out = zero_module(nn.Conv2d(width, out_channels, 3, padding=1))
+            self.conv_out = zero_module(nn.Conv2d(width, out_channels, 3, padding=1))
         else:
-            self.out = nn.Sequential(
+            self.conv_out = nn.Sequential(
                 nn.AdaptiveAvgPool2d(pooled_size),
                 nn.Flatten(),
                 zero_module(nn.Linear(width * pooled_size**2, out_channels)),
@@ -122,7 +140,9 @@ class GuidanceEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 2:  # per-frame vector -> constant map on the guidance grid
             x = x[:, :, None, None].expand(-1, -1, self.guidance_size, self.guidance_size)
-        h = self.convs(x)
+        h = F.silu(self.conv_in(x))
+        for block in self.blocks:
+            h = F.silu(block(h))
         if self.attention is not None:
-            h = self.attention(h)
-        return self.out(h)
+            h = self.attention(h, return_dict=False)[0]
+        return self.conv_out(h)
