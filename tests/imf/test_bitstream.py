@@ -112,3 +112,17 @@ def test_encode_decode_cli_with_a_bitstream(tiny_module_kwargs, tmp_path, capsys
     assert frames.shape == (4, 32, 32, 3) and fps == pytest.approx(8.0)
     with pytest.raises(SystemExit, match=r"\.imf bitstream or a \.npz"):
         encode.main([str(video), "-o", str(tmp_path / "clip.bin"), "--ckpt", str(ckpt)])
+
+
+def test_rate_distortion_curve_and_plot(generator, tmp_path):
+    from imf.data import to_model_frames
+    from imf.module import IMFModule
+    from imf.rate_distortion import rate_distortion, write_report
+
+    clips = [to_model_frames(_frames(4), 32)]
+    curve = rate_distortion(generator, clips, [1, 16], IMFModule.image_quality)
+    low, high = curve["points"]
+    assert curve["baseline"]["bpp"] < low["bpp"] < high["bpp"]
+    assert {"psnr", "ssim", "l1"} <= set(low) and curve["frames"] == 4
+    json_path, png_path = write_report(curve, tmp_path)
+    assert png_path.read_bytes()[:4] == b"\x89PNG" and json_path.is_file()

@@ -73,14 +73,19 @@ def test_smoke_train_eval_sample(repo_root, tmp_path, tiny_overrides):
         "test/l1",
         "baseline/psnr",
         "baseline/l1",
-        "test/bytes_per_frame",
-        "test/compression_ratio",
+        "test/bpp_q4",
+        "test/psnr_q4",
+        "test/ssim_q4",
+        "baseline/bpp",
         "train/loss",
         "val/l1",
     ):
         assert key in metrics, key
-    assert metrics["test/bytes_per_frame"] == 16  # token_dim 8 in fp16
-    assert metrics["test/compression_ratio"] == pytest.approx(32 * 32 * 3 / 16)
+    # the tokens cost bits on top of the reference frame; more Q, more bits
+    assert metrics["baseline/bpp"] < metrics["test/bpp_q1"] < metrics["test/bpp_q32"]
+    assert (run_dir / "samples" / "rate_distortion.png").stat().st_size > 1000
+    curve = json.loads((run_dir / "samples" / "rate_distortion.json").read_text())
+    assert [p["quality"] for p in curve["points"]] == [1, 2, 4, 8, 16, 32]
     assert sorted(p.name for p in (run_dir / "samples").glob("test_*")) == [
         "test_clip00.mp4",
         "test_clip00.png",

@@ -196,7 +196,7 @@ def unpack(blob: bytes, name: str = "bitstream") -> Bitstream:
     try:
         coder = constriction.stream.stack.AnsCoder(payload)
         residuals = coder.decode(model, np.zeros_like(per_symbol), per_symbol)
-    except Exception as e:  # noqa: BLE001 - constriction raises plain exceptions on bad data
+    except Exception as e:  # constriction raises plain exceptions on bad data
         raise BitstreamError(
             f"{name}: the token payload does not decode ({e}); re-encode it"
         ) from e
@@ -215,8 +215,10 @@ def encode_clip(
     checkpoint: str = "",
     reference_codec: str = "png",
     jpeg_quality: int = 90,
+    fingerprint: bytes | None = None,
 ) -> tuple[bytes, np.ndarray]:
-    """uint8 ``[T, H, W, 3]`` -> (``.imf`` bytes, the quantised tokens ``q`` [T, d_m])."""
+    """uint8 ``[T, H, W, 3]`` -> (``.imf`` bytes, the quantised tokens ``q`` [T, d_m]).
+    ``fingerprint``: :func:`generator_fingerprint`, when the caller already has it."""
     reference, tokens = clip_tokens(generator, frames, reference_index)
     step = quantisation_step(tokens, quality)
     symbols = quantise(tokens, step)
@@ -226,7 +228,7 @@ def encode_clip(
         step,
         fps,
         quality,
-        generator_fingerprint(generator),
+        fingerprint or generator_fingerprint(generator),
         checkpoint,
         reference_codec,
         jpeg_quality,
@@ -234,13 +236,19 @@ def encode_clip(
     return blob, symbols
 
 
-def decode_clip(generator: IMFGenerator, stream: Bitstream, name: str = "bitstream") -> np.ndarray:
+def decode_clip(
+    generator: IMFGenerator,
+    stream: Bitstream,
+    name: str = "bitstream",
+    fingerprint: bytes | None = None,
+) -> np.ndarray:
     """Decoded bitstream -> uint8 ``[T, S, S, 3]`` (refuses a generator other than the
     encoder's)."""
-    if stream.fingerprint != generator_fingerprint(generator):
+    fingerprint = fingerprint or generator_fingerprint(generator)
+    if stream.fingerprint != fingerprint:
         raise BitstreamError(
             f"{name} was encoded by another checkpoint (weights fingerprint "
-            f"{stream.fingerprint.hex()}, this one {generator_fingerprint(generator).hex()}); "
+            f"{stream.fingerprint.hex()}, this one {fingerprint.hex()}); "
             f"decode with the encoder's checkpoint ({stream.checkpoint or 'not recorded'})"
         )
     data = {

@@ -276,7 +276,7 @@ def _load_source(path: Path, unsafe: bool) -> dict:
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=not unsafe)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as e:  # torch raises many types for a bad file
         if not unsafe and "weights_only" in str(e):
             raise UpstreamCheckpointError(
                 f"{path} holds Python objects besides tensors (e.g. a scheduler state); if you "

@@ -15,10 +15,10 @@ from torch import Tensor
 from torch.func import functional_call
 
 from imf.augment import AdaptiveAugment
-from imf.codec import bytes_per_frame
 from imf.data.dataset import to_uint8
 from imf.data.video_io import write_video
 from imf.model import IMFGenerator, MultiScalePatchDiscriminator
+from imf.rate_distortion import rate_distortion, write_report
 from motioncore.losses import VGGPerceptualLoss, hinge_d_loss, hinge_g_loss
 from motioncore.metrics import lpips_or_none, psnr, ssim
 
@@ -72,6 +72,10 @@ class IMFModule(pl.LightningModule):
             half cosine from their value down to ``lr_min_ratio`` times it over
             ``trainer.max_steps`` iterations (short CPU runs end sharper with the decay).
         sample_clips: clips reconstructed into sample media at validation/test end.
+        rd_qualities: qualities Q of the test-time rate-distortion curve (each test clip goes
+            through the real ``.imf`` bitstream at every Q, see :mod:`imf.rate_distortion`);
+            empty: no curve.
+        rd_clips: test clips in the curve (``null``: all).
     """
 
     def __init__(
@@ -92,6 +96,8 @@ class IMFModule(pl.LightningModule):
         lr_schedule: str = "constant",
         lr_min_ratio: float = 0.05,
         sample_clips: int = 2,
+        rd_qualities: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+        rd_clips: int | None = None,
     ):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
@@ -99,6 +105,9 @@ class IMFModule(pl.LightningModule):
             _plain(c) for c in (generator, discriminator, ada, perceptual)
         )
         betas = tuple(_plain(betas))
+        rd_qualities = [float(q) for q in _plain(rd_qualities)]
+        if any(not q > 0 for q in rd_qualities):
+            raise ValueError(f"model.rd_qualities must all be > 0, got {rd_qualities}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self.save_hyperparameters()
@@ -235,7 +244,8 @@ class IMFModule(pl.LightningModule):
         return out["total"].detach()
 
     # ---------------------------------------------------------------- evaluation
-    def _quality(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    @staticmethod
+    def image_quality(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Per-image metrics on [0, 1] pixels: PSNR, SSIM, L1, and LPIPS when cached."""
         p01, t01 = (pred.float().clamp(-1, 1) + 1) / 2, (target.float() + 1) / 2
         out = {
@@ -252,10 +262,10 @@ class IMFModule(pl.LightningModule):
         reference, current = batch["reference"], batch["current"]
         pred = self.generator(current, reference)
         size = len(current)
-        for name, values in self._quality(pred, current).items():
+        for name, values in self.image_quality(pred, current).items():
             self.log(f"{stage}/{name}", values.mean(), batch_size=size, on_epoch=True)
         if stage == "test":
-            for name, values in self._quality(reference, current).items():
+            for name, values in self.image_quality(reference, current).items():
                 self.log(f"baseline/{name}", values.mean(), batch_size=size, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -265,14 +275,32 @@ class IMFModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        generator = self.generator
-        frame_bytes = bytes_per_frame(generator.token_dim)
-        raw = 3 * generator.image_size**2
-        self.log("test/bytes_per_frame", float(frame_bytes))
-        self.log("test/compression_ratio", raw / frame_bytes)
-        self.log("test/bits_per_pixel", 8 * frame_bytes / generator.image_size**2)
+        samples = Path(self.trainer.default_root_dir) / "samples"
+        curve = self.rate_distortion_curve()
+        if curve is not None:
+            for point in curve["points"]:
+                tag = f"q{point['quality']:g}"
+                for name, value in point.items():
+                    if name != "quality":
+                        self.log(f"test/{name}_{tag}", value)
+            self.log("baseline/bpp", curve["baseline"]["bpp"])
+            if self.trainer.is_global_zero:
+                write_report(curve, samples)
         if self.trainer.is_global_zero:
-            self.write_samples(Path(self.trainer.default_root_dir) / "samples", split="test")
+            self.write_samples(samples, split="test")
+
+    def rate_distortion_curve(self) -> dict | None:
+        """The codec's RD curve over the test clips (``None`` without clips or qualities)."""
+        dataset = getattr(self.trainer.datamodule, "test_set", None)
+        qualities = self.hparams.rd_qualities
+        if dataset is None or not qualities:
+            return None
+        clips = dataset.clips[: self.hparams.rd_clips]
+        was_training = self.training
+        self.eval()
+        curve = rate_distortion(self.generator, clips, qualities, self.image_quality)
+        self.train(was_training)
+        return curve
 
     # ---------------------------------------------------------------- media
     @torch.no_grad()
