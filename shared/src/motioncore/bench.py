@@ -41,7 +41,7 @@ def time_fn(
 def matmul_peak_gflops(
     dtype: torch.dtype = torch.float32, n: int = 2048, device: str = "cpu"
 ) -> float:
-    """Achieved GFLOP/s of an n x n matmul: the hardware reference PERFORMANCE.md uses."""
+    """Achieved GFLOP/s of an n x n matmul: the machine's peak that bench rows are a fraction of."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     t = time_fn(lambda: a @ b, repeats=5, warmup=2, device=device)["min_s"]

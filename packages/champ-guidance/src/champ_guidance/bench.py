@@ -8,7 +8,7 @@ channels; VAE and CLIP excluded, a random 768-d tower stands in for CLIP) so it 
 trained networks. Its step is forward + backward without the optimizer update: AdamW state for
 the two 860M-parameter UNets alone is about 27 GB, more than a 24 GB machine holds, so the
 SD-shaped row measures the compute, not the optimizer (SGD-style update cost is negligible).
-No upstream figure exists for this package (PERFORMANCE.md has no row).
+Upstream CHAMP publishes no speed or memory figure to compare with.
 kwargs: ``quick=1`` skips the SD-shaped rows; ``sd_latent`` (default 32, i.e. 256 px images).
 """
 

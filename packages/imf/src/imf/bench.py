@@ -1,6 +1,6 @@
 """``make bench MODEL=imf``: training iteration (G + D) and reconstruction speed and memory.
 
-Rows follow PERFORMANCE.md: the paper-sized model at 256 px, batch 1 (train iteration: upstream
+Rows: the paper-sized model at 256 px, batch 1 (train iteration: upstream
 15.5 s / 9.8 GB; reconstruction: 4.55 s / 2.5 GB per frame), in fp32 and with bf16 autocast,
 reconstruction at 64/128/256/512 px (upstream only runs at 256), the paper model's iteration
 at 64 px and the quickstart model's iteration at 64 px (batch 16). Rows carry iterations/s or

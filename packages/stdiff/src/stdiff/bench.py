@@ -1,4 +1,4 @@
-"""``make bench MODEL=stdiff``: the kitti_range workloads of PERFORMANCE.md at 64 x 512.
+"""``make bench MODEL=stdiff``: the upstream KITTI range-image (kitti_range) workloads, 64 x 512.
 
 Rows (kwargs from ``make bench ARGS="k=v"``):
 - UNet forward of one 64 x 512 frame, fp32 and bf16 autocast (diffusers' SDPA attention);

@@ -1,4 +1,4 @@
-"""``make bench MODEL=stmc-keyframe``: the PERFORMANCE.md workloads of this package.
+"""``make bench MODEL=stmc-keyframe``: training-step and timeline-sampling speed and memory.
 
 Rows: a denoiser training step (batch 32, 200 frames, 27.0M parameters, AdamW) in fp32 and under
 bf16 autocast, and STMC sampling of a 3-interval 12 s timeline (240 frames) with CFG 2.5:

@@ -1,4 +1,4 @@
-"""``make bench MODEL=text-to-pose``: the PERFORMANCE.md text-to-pose rows.
+"""``make bench MODEL=text-to-pose``: sampling and training speed at the upstream model size.
 
 Workload (upstream defaults): batch 32, 100 frames, 40 text tokens, hidden 512, 8 heads, ff
 2048, 2 text + 4 pose layers, 10 refinements. Sampling is timed without guidance, with CFG 2.5
