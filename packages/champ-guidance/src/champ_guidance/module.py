@@ -160,7 +160,8 @@ class ChampModule(pl.LightningModule):
         overlap: int | None = None,
     ) -> torch.Tensor:
         """Frames ``[B, F, 3, H, W]`` in [-1, 1] for a reference ``[B, 3, H, W]`` and guidance
-        ``{type: [B, F, ...]}``: DDIM with CFG, conditions encoded once."""
+        ``{type: [B, F, ...]}``: the configured ``sampler`` (DDIM by default) with CFG, conditions
+        encoded once."""
         num_steps = self.hparams.num_inference_steps if num_steps is None else int(num_steps)
         window = self.hparams.context_window if window is None else int(window)
         overlap = self.hparams.context_overlap if overlap is None else int(overlap)
