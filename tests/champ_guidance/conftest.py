@@ -39,7 +39,7 @@ def write_layout(
     seed: int = 0,
     custom: dict | None = None,
 ) -> Path:
-    """A tiny dataset in the guide's layout with random content (no librosa)."""
+    """A tiny dataset in the data/layout.py layout with random content (no librosa)."""
     rng = np.random.default_rng(seed)
     for name in names:
         video = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)

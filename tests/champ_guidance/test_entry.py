@@ -1,4 +1,4 @@
-"""Config: the guide's flags as Hydra keys; smoke train + eval + sample through the entry points."""
+"""Config: the original command-line flags as Hydra keys; smoke train + eval + sample through the entry points."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def frame_file(folder: Path, index: int, suffix: str) -> Path:
 
 
 def guidance_folder(guidance_type: str) -> str:
-    """Folder of a guidance type: ``poses`` and ``music_features`` as in the guide, else its name."""
+    """Folder of a guidance type: ``poses`` and ``music_features`` for pose and music, else its name."""
     return {"pose": POSE_DIR, "music": MUSIC_DIR}.get(guidance_type, guidance_type)
 
 
