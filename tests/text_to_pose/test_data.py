@@ -15,6 +15,7 @@ from text_to_pose.data.index import read_index
 from text_to_pose.data.notation import parse_sign, random_sign_names
 from text_to_pose.data.pose_io import read_pose, write_pose
 from text_to_pose.data.signer import SignerStyle, perform
+from text_to_pose.data.tokenizer import BOS
 
 BASE = ["hamflathand", "hamextfingeru", "hampalml", "hamchest"]
 R_WRIST = BODY_POINTS.index("RIGHT_WRIST")
@@ -115,7 +116,7 @@ def test_real_format_loader(tmp_path, fmt):
     item = dm.train_set[0]
     assert item["pose"].shape == (4, 75, 3)  # 8 frames at 50 fps -> 4 at 25 fps
     batch = next(iter(dm.train_dataloader()))
-    assert batch["pose"].shape[0] == 2 and batch["text_ids"][0, 0] == 1
+    assert batch["pose"].shape[0] == 2 and batch["text_ids"][0, 0] == BOS
     assert batch["frame_valid"].sum(1).tolist() == batch["lengths"].tolist()
 
 

@@ -95,7 +95,7 @@ def test_loss_does_not_mutate_the_batch_and_length_is_clamped(tiny_module, rando
     out["loss"].backward()
     for k, v in before.items():
         assert torch.equal(batch[k], v), k
-    assert set(out) == {"loss", "pose", "smooth", "length_mse"}
+    assert set(out) == {"loss", "pose", "smooth", "length", "correction"}
     huge = tiny_module.model.clamp_lengths(torch.tensor([1e6, -5.0, 7.4]))
     assert huge.tolist() == [tiny_module.model.max_frames, 2, 7]
 
@@ -103,7 +103,7 @@ def test_loss_does_not_mutate_the_batch_and_length_is_clamped(tiny_module, rando
 def test_missing_keypoints_and_padding_carry_no_pose_loss(tiny_module, random_batch, monkeypatch):
     tiny_module.eval()
     # A stub refiner predicting zeros: the pose loss is then the weighted mean of x0^2.
-    monkeypatch.setattr(tiny_module.model.refiner, "forward", lambda x_t, *a: torch.zeros_like(x_t))
+    monkeypatch.setattr(tiny_module.model, "forward", lambda x_t, *a: torch.zeros_like(x_t))
     batch = random_batch()
     batch["confidence"][:, :, 40:] = 0
     base = tiny_module.losses(batch, torch.Generator().manual_seed(0))["pose"]
@@ -113,3 +113,78 @@ def test_missing_keypoints_and_padding_carry_no_pose_loss(tiny_module, random_ba
     torch.testing.assert_close(changed, base)
     batch["pose"][:, 1:, :40] += 1.0  # a confident keypoint does count
     assert tiny_module.losses(batch, torch.Generator().manual_seed(0))["pose"] > base + 1
+
+
+def test_correction_fills_only_missing_coordinates(tiny_module):
+    model = tiny_module.model.eval()
+    pose = torch.randn(2, 75, 3)
+    pose[:, 25:33] = 0
+    filled = model.correction.fill(pose)
+    assert torch.equal(filled[:, :25], pose[:, :25]) and torch.equal(filled[:, 33:], pose[:, 33:])
+    assert (filled[:, 25:33] != 0).all()
+
+
+def test_pretrain_ignores_the_text(random_batch):
+    from text_to_pose.module import TextToPoseModule
+
+    from .conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    module = TextToPoseModule(**TINY_MODEL, pretrain=True).train()
+    batch = random_batch()
+    other = dict(batch, text_ids=batch["text_ids"].flip(0), text_valid=batch["text_valid"].flip(0))
+    first = module.losses(batch, torch.Generator().manual_seed(0))["loss"]
+    second = module.losses(other, torch.Generator().manual_seed(0))["loss"]
+    torch.testing.assert_close(first, second)
+    poses, _ = module.eval().generate(batch, force_length=True)
+    again, _ = module.generate(other, force_length=True)
+    torch.testing.assert_close(poses, again)
+
+
+def test_length_losses(random_batch):
+    from text_to_pose.module import TextToPoseModule
+
+    from .conftest import TINY_MODEL
+
+    batch = random_batch()
+    torch.manual_seed(0)
+    module = TextToPoseModule(**TINY_MODEL).train()
+    cond = module.model.encode(batch["text_ids"], batch["text_valid"])
+    lengths = batch["lengths"].float()
+    # regression: the NLL reaches the variance head only, the MSE the mean head and encoder.
+    encoder = module.model.text_encoder.embed.weight
+
+    def grads(loss):
+        module.zero_grad()
+        loss.sum().backward(retain_graph=True)
+        return encoder.grad.clone(), module.model.length.log_var.weight.grad
+
+    mu = module.model.predict_length(cond)
+    full_encoder, full_var = grads(module.length_loss(cond, lengths, torch.randn))
+    mse_encoder, mse_var = grads((mu - lengths).square())
+    torch.testing.assert_close(full_encoder, mse_encoder)
+    assert full_var.abs().sum() > 0 and (mse_var is None or mse_var.abs().sum() == 0)
+    # sample_mse (upstream): a reparameterised sample in training, the mean in evaluation.
+    upstream = TextToPoseModule(**TINY_MODEL, length_loss="sample_mse", length_scale=1.0)
+    cond = upstream.model.encode(batch["text_ids"], batch["text_valid"])
+    noisy = [upstream.length_loss(cond, lengths, torch.randn) for _ in range(2)]
+    assert not torch.allclose(*noisy)
+    upstream.eval()
+    mu, _ = upstream.model.length_distribution(cond)
+    torch.testing.assert_close(
+        upstream.length_loss(cond, lengths, torch.randn), (mu - lengths) ** 2
+    )
+    with pytest.raises(ValueError, match="length_loss"):
+        TextToPoseModule(**TINY_MODEL, length_loss="nll")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"guidance": float("nan")}, "guidance must be a finite"), ({"steps": 0}, "steps must be"),
+     ({"steps": -3}, "steps must be"), ({"length": 0}, "length must be"),
+     ({"length": 10_000}, "length must be")],
+)  # fmt: skip
+def test_bad_sampler_knobs_are_refused(tiny_module, kwargs, match):
+    first = torch.randn(1, 75, 3)
+    with pytest.raises(ValueError, match=match):
+        tiny_module.generate_text(["\ue000\ue071"], first, **kwargs)

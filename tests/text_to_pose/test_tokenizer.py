@@ -6,14 +6,19 @@ import torch
 from text_to_pose.data.tokenizer import BOS, PAD, glyph_table
 
 
-def test_vocabulary_is_the_hamnosys_glyph_table(tokenizer):
-    primary = [n for n in glyph_table() if "#" not in n]
-    assert len(tokenizer) == 2 + len(primary)
+def test_vocabulary_and_ids_are_upstream_transcriptions(tokenizer):
+    # 4 special ids + the 210 code points of HamNoSysUnicode.ttf; upstream's unit test ids.
+    assert len(tokenizer) == 214 and (PAD, BOS) == (1, 2)
+    assert tokenizer.encode("\ue000\ue071") == [2, 13, 97]
+    assert tokenizer.encode("\ue000\ue071\ue012\ue029\ue03f\ue089\ue0c6\ue0d8") == [
+        2, 13, 97, 30, 42, 58, 120, 178, 192
+    ]  # fmt: skip
+    assert tokenizer.encode(" \u00a0") == [2, 4, 12]
     assert tokenizer.name_to_char["hamfist"] == "\ue000"
-    assert tokenizer.name_to_char["hamflathand"] == "\ue001"
-    # Every glyph has its own id, and alternative code points share their glyph's id.
+    # Every named glyph has its own id, and alternative code points share their glyph's id.
+    primary = [n for n in glyph_table() if "#" not in n]
     ids = [tokenizer.char_to_id[tokenizer.name_to_char[n]] for n in primary]
-    assert len(set(ids)) == len(primary) and min(ids) == 2
+    assert len(set(ids)) == len(primary) and min(ids) == 4 and max(ids) == 213
     assert tokenizer.char_to_id["\u00ee"] == tokenizer.char_to_id["\ue054"]  # hambelowstomach
 
 

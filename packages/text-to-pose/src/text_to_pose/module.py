@@ -1,11 +1,12 @@
 """LightningModule of text-to-pose: losses, training/validation steps, sampling, metrics, media.
 
 Training step (reference text-to-pose.md, "Training step", bugs fixed): text dropout for
-classifier-free guidance; text encoding; length regression on the masked mean encoding;
-``x_T`` = first pose repeated (a new tensor, never a view that gets mutated); one random step
-per sample; jittered blend ``x_t``; ``x0`` prediction; confidence-weighted masked L2 (summed
-over xyz) times ``log(T)^2`` (Ham2Pose Sec. 5.4) + smoothness L1 between consecutive valid
-frames (no wrap-around) + length MSE.
+classifier-free guidance (all texts when pretraining); text encoding; length loss on the
+distribution head over the masked mean encoding; first-pose correction (a random block of
+keypoints hidden on a copy, reconstructed by the correction MLP); ``x_T`` = first pose repeated
+(a new tensor, never a view that gets mutated); one random step per sample; jittered blend
+``x_t``; ``x0`` prediction; confidence-weighted masked L2 (summed over xyz) times ``log(T)^2``
+(Ham2Pose Sec. 5.4) + smoothness L1 between consecutive valid frames (no wrap-around).
 
 Evaluation samples every test text from its reference first pose with the predicted length
 and reports DTW-MJE / nDTW-MJE (motioncore.metrics) and the absolute length error; the
@@ -50,7 +51,22 @@ def pose_metrics(pred: Tensor, pred_lengths: Tensor, batch: dict) -> dict[str, T
     }
 
 
+LENGTH_LOSSES = ("regression", "sample_mse")
+
+
 class TextToPoseModule(pl.LightningModule):
+    """Args beyond the network sizes (see ``configs/model/default.yaml``):
+
+    length_loss: ``sample_mse`` is upstream's MSE of a reparameterised sample of
+        ``N(mu, exp(log_var))`` (which drives the variance to 0); ``regression`` (ours) is the
+        MSE of ``mu`` plus a Gaussian NLL that fits the log-variance head to the error of the
+        detached mean, so the variance is a calibrated uncertainty and leaves ``mu`` alone.
+    correction_weight, correction_block: weight of the first-pose correction loss and the
+        largest block of contiguous keypoints it hides (upstream 1 and 21).
+    pretrain: drop every text (the model learns to refine any pose sequence); the length
+        head and the text encoder then see only the empty text.
+    """
+
     def __init__(
         self,
         hidden: int = 512,
@@ -65,11 +81,15 @@ class TextToPoseModule(pl.LightningModule):
         num_steps: int = 10,
         residual: bool = True,
         length_scale: float = 100.0,
+        length_loss: str = "regression",
         lr: float = 1e-4,
         text_drop_prob: float = 0.1,
         noise_epsilon: float = 1e-2,
         smoothness_weight: float = 1e-3,
         length_weight: float = 2e-5,
+        correction_weight: float = 1.0,
+        correction_block: int = 21,
+        pretrain: bool = False,
         guidance: float = 2.5,
         sample_steps: int | None = None,
         bf16_sampling: bool = False,
@@ -77,6 +97,11 @@ class TextToPoseModule(pl.LightningModule):
         media_samples: int = 4,
     ) -> None:
         super().__init__()
+        if length_loss not in LENGTH_LOSSES:
+            raise ValueError(
+                f"model.length_loss={length_loss!r} is not one of {LENGTH_LOSSES} (regression: "
+                "MSE of the mean + Gaussian NLL of the variance head; sample_mse: upstream)"
+            )
         self.save_hyperparameters()
         self.tokenizer = HamNoSysTokenizer()
         self.model = TextToPose(
@@ -98,19 +123,21 @@ class TextToPoseModule(pl.LightningModule):
         b, device = x0.shape[0], x0.device
 
         def rand(*shape):
-            return torch.rand(*shape, generator=generator, device=device)
+            return torch.rand(*shape, generator=generator).to(device)
 
         def randn(*shape):
-            return torch.randn(*shape, generator=generator, device=device)
+            return torch.randn(*shape, generator=generator).to(device)
 
-        if self.training and hp.text_drop_prob > 0:  # classifier-free guidance dropout
-            drop = rand(b) < hp.text_drop_prob
+        drop_prob = 1.0 if hp.pretrain else hp.text_drop_prob
+        if (self.training or hp.pretrain) and drop_prob > 0:  # classifier-free guidance dropout
+            drop = rand(b) < drop_prob
             u_ids, u_valid = unconditional_ids(ids)
             ids = torch.where(drop[:, None], u_ids, ids)
             valid = torch.where(drop[:, None], u_valid, valid)
         cond = self.model.encode(ids, valid)
         cond["frame_valid"] = frame_valid
-        length_loss = (self.model.predict_length(cond) - lengths.float()).square()
+        length_loss = self.length_loss(cond, lengths.float(), randn)
+        correction_loss = self.correction_loss(x0[:, 0], conf[:, 0], rand)
 
         x_T = x0[:, :1].expand_as(x0).clone()
         t = (rand(b) * self.model.num_steps).long().clamp(max=self.model.num_steps - 1)
@@ -125,13 +152,39 @@ class TextToPoseModule(pl.LightningModule):
         pose_loss = 3 * masked_mse(pred, x0, conf) * self.loss_scale
         pair_conf = conf[:, 1:] * conf[:, :-1]
         smooth = 3 * masked_l1(pred[:, 1:], pred[:, :-1], pair_conf) * self.loss_scale
-        total = pose_loss + hp.smoothness_weight * smooth + hp.length_weight * length_loss
+        total = (pose_loss + hp.smoothness_weight * smooth + hp.length_weight * length_loss
+                 + hp.correction_weight * correction_loss)  # fmt: skip
         return {
             "loss": total.mean(),
             "pose": pose_loss.mean(),
             "smooth": smooth.mean(),
-            "length_mse": length_loss.mean(),
+            "length": length_loss.mean(),
+            "correction": correction_loss.mean(),
         }
+
+    def length_loss(self, cond: dict, lengths: Tensor, randn) -> Tensor:
+        """Per-sample length loss (see ``length_loss`` in the class docstring)."""
+        head = self.model.length
+        pooled = head.pool(cond["text"], cond["text_valid"])
+        mu, log_var = head(pooled)
+        if self.hparams.length_loss == "sample_mse":
+            sample = mu + torch.exp(log_var / 2) * randn(*mu.shape) if self.training else mu
+            return (sample - lengths).square()
+        log_var = head(pooled.detach())[1]  # the NLL trains the variance head only
+        nll = 0.5 * (log_var + (lengths - mu.detach()).square() * torch.exp(-log_var))
+        return (mu - lengths).square() + nll
+
+    def correction_loss(self, first: Tensor, conf: Tensor, rand) -> Tensor:
+        """Hide a random block of up to ``correction_block`` contiguous keypoints of each first
+        pose (a copy: upstream zeroed the target in place) and reconstruct it (all keypoints
+        are scored, confidence-weighted, as upstream)."""
+        b, k = first.shape[:2]
+        start = (rand(b) * k).long()
+        size = (rand(b) * (self.hparams.correction_block + 1)).long()
+        index = torch.arange(k, device=first.device)[None]
+        hidden = (index >= start[:, None]) & (index < (start + size)[:, None])
+        corrected = self.model.correction(first.masked_fill(hidden[..., None], 0.0))
+        return 3 * masked_mse(corrected, first, conf)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.losses(batch)
@@ -144,23 +197,33 @@ class TextToPoseModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- sampling
     def generate(self, batch: dict, force_length: bool = False) -> tuple[Tensor, Tensor]:
-        """Poses for the batch texts from their reference first poses."""
+        """Poses for the batch texts from their reference first poses (a pretraining run,
+        which never saw a text, generates from the empty text without guidance)."""
         hp = self.hparams
+        ids, valid, guidance = batch["text_ids"], batch["text_valid"], hp.guidance
+        if hp.pretrain:
+            ids, valid = (x[:, :1] for x in unconditional_ids(ids))
+            guidance = 1.0
         return refine_from_first_pose(
-            self.model, batch["pose"][:, 0], batch["text_ids"], batch["text_valid"],
-            lengths=batch["lengths"] if force_length else None, guidance=hp.guidance,
+            self.model, batch["pose"][:, 0], ids, valid,
+            lengths=batch["lengths"] if force_length else None, guidance=guidance,
             steps=hp.sample_steps, bf16=hp.bf16_sampling,
         )  # fmt: skip
 
     def generate_text(self, texts: list[str], first_pose: Tensor, length: int | None = None,
                       guidance: float | None = None, steps: int | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
         """Poses for HamNoSys ``texts`` from ``first_pose [B, 75, 3]`` (normalised)."""
+        if length is not None and not 2 <= length <= self.model.max_frames:
+            raise ValueError(
+                f"length must be in 2..{self.model.max_frames} (model.max_frames), got {length}"
+            )
         ids, valid = self.tokenizer.batch(texts, self.hparams.max_text_len)
         lengths = None if length is None else torch.full((len(texts),), length)
         return refine_from_first_pose(
             self.model, first_pose.to(self.device), ids.to(self.device), valid.to(self.device),
             lengths=lengths, guidance=self.hparams.guidance if guidance is None else guidance,
-            steps=steps or self.hparams.sample_steps, bf16=self.hparams.bf16_sampling,
+            steps=self.hparams.sample_steps if steps is None else steps,
+            bf16=self.hparams.bf16_sampling,
         )  # fmt: skip
 
     def baseline_length(self) -> float:

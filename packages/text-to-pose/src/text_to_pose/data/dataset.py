@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from text_to_pose.data.index import Record
 from text_to_pose.data.pose_io import read_pose
-from text_to_pose.data.tokenizer import HamNoSysTokenizer
+from text_to_pose.data.tokenizer import PAD, HamNoSysTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class TextPoseDataset(Dataset):
         b, frames, width = len(items), int(lengths.max()), int(text_lengths.max())
         pose = torch.zeros(b, frames, *items[0]["pose"].shape[1:])
         confidence = torch.zeros(b, frames, items[0]["confidence"].shape[1])
-        ids = torch.zeros(b, width, dtype=torch.long)
+        ids = torch.full((b, width), PAD, dtype=torch.long)
         for row, it in enumerate(items):
             pose[row, : lengths[row]] = it["pose"]
             confidence[row, : lengths[row]] = it["confidence"]

@@ -1,8 +1,16 @@
-"""HamNoSys tokeniser: one token per glyph of the ``hamnosys`` package's glyph table.
+"""HamNoSys tokeniser with the ids of upstream transcription's ``HamNoSysTokenizer``.
 
-Ids: 0 = padding, 1 = BOS, glyphs from 2 in the table's order (the Ham2Pose layout; reference
-text-to-pose.md, "HamNoSys tokenisation"). A text is ``[BOS] + glyphs`` without EOS, so the
-empty text encodes to ``[BOS]``, the unconditional input of classifier-free guidance.
+Upstream (sign-language-processing/transcription, ``_shared/tokenizers``) takes every code point
+of the best cmap of ``HamNoSysUnicode.ttf`` in ascending order: 210 glyphs, the 9 ASCII /
+punctuation ones (space ``! , . ? { | }`` and NBSP) and 201 in the Private Use Area
+U+E000-U+E0F1. Ids 0-3 are [UNK], [PAD], [BOS] (upstream's [CLS]) and [SEP]; glyph ``i`` has
+id ``4 + i`` (214 ids), so weights trained upstream index the same embedding rows. The code
+points are listed below (the font itself is not needed); glyph names come from the ``hamnosys``
+package's table, whose two alternative code points (U+00EE, U+00EF) map to their glyph's id.
+
+A text is ``[BOS] + glyphs`` without EOS, so the empty text encodes to ``[BOS]``, the
+unconditional input of classifier-free guidance. Batches pad with [PAD] (upstream padded with
+0 = [UNK]; only the masked positions differ).
 """
 
 from __future__ import annotations
@@ -13,7 +21,21 @@ from importlib.resources import files
 
 import torch
 
-PAD, BOS = 0, 1
+UNK, PAD, BOS, SEP = 0, 1, 2, 3
+FIRST_GLYPH_ID = 4
+FONT_CODE_POINTS: tuple[int, ...] = (
+    0x20, 0x21, 0x2C, 0x2E, 0x3F, 0x7B, 0x7C, 0x7D, 0xA0,
+    *(
+        c
+        for start, end in (
+            (0xE000, 0xE00E), (0xE010, 0xE014), (0xE020, 0xE031), (0xE038, 0xE054),
+            (0xE058, 0xE05B), (0xE05F, 0xE06A), (0xE070, 0xE07A), (0xE07C, 0xE0AA),
+            (0xE0AD, 0xE0BE), (0xE0C0, 0xE0CC), (0xE0D0, 0xE0D6), (0xE0D8, 0xE0DD),
+            (0xE0E0, 0xE0ED), (0xE0F0, 0xE0F1),
+        )
+        for c in range(start, end + 1)
+    ),
+)  # fmt: skip
 _LINE = re.compile(r"^\s*(\w+)\s*,\s*([0-9A-Fa-f]{4})(?:\s*\(Also\s+([0-9A-Fa-f]{4})\))?")
 
 
@@ -40,26 +62,21 @@ def glyph_table() -> dict[str, str]:
 
 
 class HamNoSysTokenizer:
-    """Character-level tokeniser over the HamNoSys glyph table."""
+    """Character-level tokeniser over the 210 glyphs of the HamNoSys Unicode font."""
 
     def __init__(self) -> None:
-        self.char_to_id: dict[str, int] = {}
-        self.id_to_char: dict[int, str] = {}
+        self.char_to_id = {chr(c): FIRST_GLYPH_ID + i for i, c in enumerate(FONT_CODE_POINTS)}
+        self.id_to_char = {i: c for c, i in self.char_to_id.items()}
         self.name_to_char: dict[str, str] = {}
         self.char_to_name: dict[str, str] = {}
-        next_id = 2
         for name, char in glyph_table().items():
             primary = name.split("#", 1)[0]
             if primary != name:  # alternative code point of a glyph listed before
                 self.char_to_id[char] = self.char_to_id[self.name_to_char[primary]]
-                self.char_to_name[char] = primary
-                continue
-            self.name_to_char[name] = char
-            self.char_to_name[char] = name
-            self.char_to_id[char] = next_id
-            self.id_to_char[next_id] = char
-            next_id += 1
-        self.vocab_size = next_id
+            else:
+                self.name_to_char[name] = char
+            self.char_to_name[char] = primary
+        self.vocab_size = FIRST_GLYPH_ID + len(FONT_CODE_POINTS)
 
     def __len__(self) -> int:
         return self.vocab_size
@@ -73,15 +90,15 @@ class HamNoSysTokenizer:
                 raise ValueError(
                     f"unknown HamNoSys glyph {char!r} (U+{ord(char):04X}) at position {position} "
                     f"of {text!r}; text must consist of glyphs of the hamnosys package's table "
-                    "(HamNoSys 4 Unicode, U+E000-U+E0F1 plus space ! , . ? { | })"
+                    "(HamNoSys 4 Unicode, U+E000-U+E0F1 plus space ! , . ? { | } and NBSP)"
                 )
             ids.append(token)
         return ids
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
-        """Glyph ids back to text; BOS and padding are skipped."""
+        """Glyph ids back to text; the special ids are skipped."""
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
-        return "".join(self.id_to_char[i] for i in ids if i not in (PAD, BOS))
+        return "".join(self.id_to_char[i] for i in ids if i >= FIRST_GLYPH_ID)
 
     def from_names(self, names: list[str]) -> str:
         """Text from glyph names such as ``["hamflathand", "hamextfingeru"]``."""
@@ -91,8 +108,9 @@ class HamNoSysTokenizer:
         return "".join(self.name_to_char[n] for n in names)
 
     def to_names(self, text: str) -> list[str]:
+        """Glyph names of ``text``; the unnamed no-break space is ``"nbsp"``."""
         self.encode(text)  # validates every character
-        return [self.char_to_name[c] for c in text]
+        return [self.char_to_name.get(c, "nbsp") for c in text]
 
     def batch(
         self, texts: list[str], max_len: int | None = None

@@ -1,10 +1,18 @@
-"""Text encoder, length predictor and pose refiner (reference text-to-pose.md, "Model").
+"""The parts of the text-to-pose network, in upstream's structure (text-to-pose.md, "Model").
 
-Transformer layers are torch's ``nn.TransformerEncoderLayer`` (post-LN, as upstream), which
-dispatches to scaled-dot-product attention and, in inference mode, to the fused encoder kernel.
+- ``TextEncoder``: glyph embedding + learned positions -> Transformer encoder.
+- ``LengthDistribution``: mean and log-variance heads over the pooled text encoding.
+- ``PoseEncoder``: the pose encoder upstream shares between its models: projected frames +
+  learned positions, concatenated with extra tokens, -> Transformer encoder.
+- ``PoseCorrection``: the MLP that fills missing keypoints of the first pose.
+
+Transformer layers are torch's ``nn.TransformerEncoderLayer`` (post-LN, ReLU, as upstream),
+which dispatches to scaled-dot-product attention and, in inference mode, to the fused kernel.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +26,7 @@ def _encoder(hidden: int, heads: int, ff: int, depth: int, dropout: float) -> nn
 
 
 class TextEncoder(nn.Module):
-    """Glyph embedding + learned positions -> Transformer encoder, ``[B, L, H]``."""
+    """``ids [B, L]`` -> ``[B, L, H]``."""
 
     def __init__(self, vocab_size: int, hidden: int, heads: int, ff: int, depth: int,
                  dropout: float, max_len: int) -> None:  # fmt: skip
@@ -38,50 +46,66 @@ class TextEncoder(nn.Module):
         return self.encoder(x, src_key_padding_mask=~valid)
 
 
-class LengthPredictor(nn.Module):
-    """Frame count regressed from the masked mean of the text encoding (padding excluded; the
-    upstream mean included padded positions, making the length depend on the batch)."""
+class LengthDistribution(nn.Module):
+    """Frame-count distribution ``N(mu, exp(log_var))`` from the mean text encoding.
+
+    The mean is over valid tokens only: upstream's unmasked mean made a padded text's length
+    depend on its batch; for one text (upstream inference) the two are identical. ``scale``
+    multiplies both heads' unit (1 = upstream, frames directly).
+    """
 
     def __init__(self, hidden: int, scale: float) -> None:
         super().__init__()
         self.scale = scale
-        self.proj = nn.Linear(hidden, 1)
+        self.mu = nn.Linear(hidden, 1)
+        self.log_var = nn.Linear(hidden, 1)
 
-    def forward(self, text: Tensor, valid: Tensor) -> Tensor:
+    def pool(self, text: Tensor, valid: Tensor) -> Tensor:
         w = valid.to(text.dtype)[..., None]
-        pooled = (text * w).sum(1) / w.sum(1).clamp(min=1)
-        return self.proj(pooled)[:, 0] * self.scale
+        return (text * w).sum(1) / w.sum(1).clamp(min=1)
+
+    def forward(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        """``mu [B]`` in frames and ``log_var [B]`` of frames^2."""
+        mu = self.mu(pooled)[:, 0] * self.scale
+        log_var = self.log_var(pooled)[:, 0] + 2 * math.log(self.scale)
+        return mu, log_var
 
 
-class PoseRefiner(nn.Module):
-    """Predicts the clean sequence ``x0`` from ``x_t``, the step and the text tokens.
+class PoseEncoder(nn.Module):
+    """``frames [B, T, K, 3]`` + ``extra [B, E, H]`` tokens -> ``[B, T + E, H]``."""
 
-    Tokens are ``[frames | step | text]``; the first ``T`` outputs go through an MLP to the
-    75 x 3 keypoints. With ``residual`` the MLP output is added to ``x_t`` (still an ``x0``
-    prediction, easier to learn since ``x_t`` is a blend of ``x0``).
-    """
-
-    def __init__(self, n_keypoints: int, hidden: int, heads: int, ff: int, depth: int,
-                 dropout: float, max_frames: int, num_steps: int, residual: bool) -> None:  # fmt: skip
+    def __init__(self, features: int, hidden: int, heads: int, ff: int, depth: int,
+                 dropout: float, max_frames: int) -> None:  # fmt: skip
         super().__init__()
-        self.max_frames, self.residual = max_frames, residual
-        features = n_keypoints * 3
-        self.pose_in = nn.Linear(features, hidden)
+        self.max_frames = max_frames
+        self.project = nn.Linear(features, hidden)
         self.position = nn.Embedding(max_frames, hidden)
-        self.step = nn.Embedding(num_steps, hidden)
         self.encoder = _encoder(hidden, heads, ff, depth, dropout)
-        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, features))
 
-    def forward(self, x_t: Tensor, t: Tensor, text: Tensor, text_valid: Tensor,
-                frame_valid: Tensor) -> Tensor:  # fmt: skip
-        b, frames = x_t.shape[:2]
-        if frames > self.max_frames:
-            raise ValueError(f"{frames} frames exceed model.max_frames={self.max_frames}")
-        positions = torch.arange(frames, device=x_t.device)
-        poses = self.pose_in(x_t.flatten(2)) + self.position(positions)[None]
-        tokens = torch.cat([poses, self.step(t)[:, None], text.to(poses.dtype)], dim=1)
-        step_valid = torch.ones(b, 1, dtype=torch.bool, device=x_t.device)
-        padding = ~torch.cat([frame_valid, step_valid, text_valid], dim=1)
-        out = self.head(self.encoder(tokens, src_key_padding_mask=padding)[:, :frames])
-        out = out.view_as(x_t)
-        return x_t + out if self.residual else out
+    def forward(self, frames: Tensor, frame_valid: Tensor, extra: Tensor,
+                extra_valid: Tensor) -> Tensor:  # fmt: skip
+        t = frames.shape[1]
+        if t > self.max_frames:
+            raise ValueError(f"{t} frames exceed model.max_frames={self.max_frames}")
+        positions = torch.arange(t, device=frames.device)
+        tokens = self.project(frames.flatten(2)) + self.position(positions)[None]
+        tokens = torch.cat([tokens, extra.to(tokens.dtype)], dim=1)
+        padding = ~torch.cat([frame_valid, extra_valid], dim=1)
+        return self.encoder(tokens, src_key_padding_mask=padding)
+
+
+class PoseCorrection(nn.Module):
+    """MLP over one flattened pose ``[B, K, 3]``; :meth:`fill` keeps every nonzero coordinate
+    and takes the MLP's value where a coordinate is exactly 0 (missing keypoints are stored as
+    zeros, reference "First-pose correction")."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(features, features), nn.SiLU(),
+                                 nn.Linear(features, features))  # fmt: skip
+
+    def forward(self, pose: Tensor) -> Tensor:
+        return self.mlp(pose.flatten(1)).view_as(pose)
+
+    def fill(self, pose: Tensor) -> Tensor:
+        return torch.where(pose != 0, pose, self(pose))

@@ -1,7 +1,7 @@
 """The text-to-pose network and its sampler: iterative x0 refinement from the first pose.
 
-Reference text-to-pose.md, "Inference": ``x_T`` is the first pose repeated to the predicted
-length; for ``t = T-1 ... 0`` the refiner predicts ``x0`` (with classifier-free guidance
+Reference text-to-pose.md, "Inference": ``x_T`` is the first pose, its missing keypoints
+filled by the correction MLP, repeated to the predicted length; for ``t = T-1 ... 0`` the refiner predicts ``x0`` (with classifier-free guidance
 ``u + s (c - u)``, Ho & Salimans 2022, Eq. 6, cond and uncond in one batched forward) and, while
 ``t > 0``, re-blends ``x_t' = beta_t' x_T + (1 - beta_t') x0`` for the next visited step ``t'``.
 The text is encoded once per sample, before the loop. There is no Gaussian noise, so this is
@@ -10,6 +10,8 @@ not a diffusers sampler; the CFG forward is motioncore's ``guided_output``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -17,36 +19,58 @@ from motioncore.diffusion import guided_output
 from motioncore.masking import length_mask
 from text_to_pose.data.holistic import N_KEYPOINTS
 from text_to_pose.data.tokenizer import BOS, PAD
-from text_to_pose.model.encoders import LengthPredictor, PoseRefiner, TextEncoder
+from text_to_pose.model.encoders import LengthDistribution, PoseCorrection, PoseEncoder, TextEncoder
 from text_to_pose.model.schedule import blend_betas, refinement_steps
 
 
 class TextToPose(nn.Module):
-    """Text encoder + length predictor + pose refiner. ``model(x_t, t, cond) -> x0``, with
-    ``cond = {"text", "text_valid", "frame_valid"}`` (the motioncore call contract)."""
+    """Text encoder + length distribution + pose encoder with step embedding and output MLP +
+    first-pose correction. ``model(x_t, t, cond) -> x0``, with
+    ``cond = {"text", "text_valid", "frame_valid"}`` (the motioncore call contract).
+
+    ``residual`` (ours, off for upstream weights) adds the MLP output to ``x_t`` (still an
+    ``x0`` prediction, easier to learn since ``x_t`` is a blend of ``x0``); upstream's MLP
+    output is ``x0`` itself.
+    """
 
     def __init__(self, vocab_size: int, hidden: int = 512, heads: int = 8, ff: int = 2048,
                  text_layers: int = 2, pose_layers: int = 4, text_dropout: float = 0.1,
                  pose_dropout: float = 0.0, max_text_len: int = 128, max_frames: int = 200,
                  num_steps: int = 10, length_scale: float = 100.0, residual: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.max_frames, self.num_steps = max_frames, num_steps
+        self.max_frames, self.num_steps, self.residual = max_frames, num_steps, residual
+        features = N_KEYPOINTS * 3
         self.text_encoder = TextEncoder(vocab_size, hidden, heads, ff, text_layers, text_dropout,
                                         max_text_len)  # fmt: skip
-        self.length = LengthPredictor(hidden, length_scale)
-        self.refiner = PoseRefiner(N_KEYPOINTS, hidden, heads, ff, pose_layers, pose_dropout,
-                                   max_frames, num_steps, residual)  # fmt: skip
+        self.length = LengthDistribution(hidden, length_scale)
+        self.pose_encoder = PoseEncoder(features, hidden, heads, ff, pose_layers, pose_dropout,
+                                        max_frames)  # fmt: skip
+        self.step = nn.Embedding(num_steps, hidden)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, features))
+        self.correction = PoseCorrection(features)
         self.register_buffer("betas", blend_betas(num_steps), persistent=False)
 
     def encode(self, ids: Tensor, valid: Tensor) -> dict[str, Tensor]:
         return {"text": self.text_encoder(ids, valid), "text_valid": valid}
 
+    def length_distribution(self, cond: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``mu, log_var [B]`` of the frame count."""
+        return self.length(self.length.pool(cond["text"], cond["text_valid"]))
+
     def predict_length(self, cond: dict[str, Tensor]) -> Tensor:
-        """Predicted frame count (float) per sample."""
-        return self.length(cond["text"], cond["text_valid"])
+        """Predicted frame count (float, the distribution's mean) per sample."""
+        return self.length_distribution(cond)[0]
 
     def forward(self, x_t: Tensor, t: Tensor, cond: dict[str, Tensor]) -> Tensor:
-        return self.refiner(x_t, t, cond["text"], cond["text_valid"], cond["frame_valid"])
+        """Tokens ``[frames | step | text]``; the first ``T`` outputs -> MLP -> ``x0``."""
+        frames = x_t.shape[1]
+        step = self.step(t)[:, None]
+        extra = torch.cat([step, cond["text"].to(step.dtype)], dim=1)
+        step_valid = torch.ones_like(cond["text_valid"][:, :1])
+        extra_valid = torch.cat([step_valid, cond["text_valid"]], dim=1)
+        encoded = self.pose_encoder(x_t, cond["frame_valid"], extra, extra_valid)
+        out = self.head(encoded[:, :frames]).view_as(x_t)
+        return x_t + out if self.residual else out
 
     def blend(self, x0: Tensor, x_T: Tensor, t: Tensor, jitter: Tensor | None = None) -> Tensor:
         """``x_t = beta_t x_T + (1 - beta_t) x0`` (per-sample ``t``; ``jitter`` scales beta by
@@ -94,6 +118,9 @@ def refine_from_first_pose(
     Returns:
         ``poses [B, T, 75, 3]`` (zero past each length) and ``lengths [B]``.
     """
+    if not math.isfinite(guidance):
+        raise ValueError(f"guidance must be a finite number (1 = no guidance), got {guidance}")
+    schedule = refinement_steps(model.num_steps, steps)
     device_type = first_pose.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
         cond_ids, cond_valid = ids, valid
@@ -112,9 +139,9 @@ def refine_from_first_pose(
         cond["frame_valid"] = frame_valid
         if uncond is not None:
             uncond["frame_valid"] = frame_valid
+        first_pose = model.correction.fill(first_pose.float())
         x_T = first_pose[:, None].expand(b, frames, *first_pose.shape[1:]).float()
         x_t = x_T
-        schedule = refinement_steps(model.num_steps, steps)
         for i, step in enumerate(schedule):
             t = torch.full((b,), step, dtype=torch.long, device=first_pose.device)
             x0 = guided_output(model, x_t, t, cond, uncond, guidance).float()
