@@ -146,6 +146,7 @@ def test_checkpoint_of_other_channel_count_is_refused_by_name(make_module, tiny_
     for key in ("in_channels", "out_channels"):
         del tiny_cfg["Diffusion"]["unet_config"][key]
     del tiny_cfg["DiffNet"]["MotionEncoder"]["in_channels"]
-    rgb = STDiffModule(tiny_cfg, dict(grey.hparams.noise), dict(grey.hparams.optim), {}, channels=3)
+    hp = grey.hparams
+    rgb = STDiffModule(tiny_cfg, dict(hp.noise), dict(hp.optim), dict(hp.eval), channels=3)
     with pytest.raises(ValueError, match="trained on 1-channel frames.*set data.channels=1"):
         rgb.load_state_dict(grey.state_dict())

@@ -118,7 +118,7 @@ def import_upstream(stdiff_dir: str, diffusers_src: str, deps: str):
     return diffusers, STDiffDiffusers, STDiffPipeline
 
 
-def build(STDiffDiffusers, tde_cfg=None, unet_cfg=None):  # noqa: N803
+def build(STDiffDiffusers, tde_cfg=None, unet_cfg=None):
     from omegaconf import OmegaConf
 
     torch.manual_seed(0)
@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--diffusers", required=True, help="CustomDiffusers/src folder")
     ap.add_argument("--deps", required=True, help="folder of the old pinned libraries")
     args = ap.parse_args()
-    diffusers, STDiffDiffusers, STDiffPipeline = import_upstream(  # noqa: N806
+    diffusers, STDiffDiffusers, STDiffPipeline = import_upstream(
         args.stdiff, args.diffusers, args.deps
     )
     OUT.mkdir(parents=True, exist_ok=True)

@@ -43,10 +43,10 @@ class STDiffModule(pl.LightningModule):
 
     def __init__(
         self,
-        STDiff: dict,  # noqa: N803
+        STDiff: dict,
         noise: dict,
         optim: dict,
-        eval: dict,  # noqa: A002
+        eval: dict,
         gradient_checkpointing: bool = False,
         channels: int | None = None,
     ):
@@ -66,6 +66,9 @@ class STDiffModule(pl.LightningModule):
         self.schedule = NoiseSchedule(**hparams["noise"])
         self.optim_cfg = dict(hparams["optim"])
         self.eval_cfg = dict(hparams["eval"])
+        _check_counts(
+            **{f"eval.{k}": self.eval_cfg[k] for k in ("num_samples", "num_steps", "chunk")}
+        )
         self._media_batch: dict[str, Tensor] | None = None
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -158,7 +161,9 @@ class STDiffModule(pl.LightningModule):
         if (idx_p[:, 1:] <= idx_p[:, :-1]).any() or (idx_p[:, 0] <= idx_o[:, -1]).any():
             raise ValueError("idx_p must be increasing and after the last observed time")
         bf16 = self.eval_cfg.get("bf16", False) if bf16 is None else bf16
-        chunk = chunk or self.eval_cfg["chunk"]
+        chunk = self.eval_cfg["chunk"] if chunk is None else chunk
+        num_steps = self.eval_cfg["num_steps"] if num_steps is None else num_steps
+        _check_counts(num_samples=num_samples, num_steps=num_steps, chunk=chunk)
         n, to = num_samples, vo.shape[1]
         obs, times = vo.repeat_interleave(n, 0), idx_o.repeat_interleave(n, 0)
         targets = idx_p.repeat_interleave(n, 0)
@@ -203,7 +208,7 @@ class STDiffModule(pl.LightningModule):
                 self.schedule,
                 shape,
                 cond={"m": m_feat, "prev": prev},
-                num_steps=num_steps or self.eval_cfg["num_steps"],
+                num_steps=num_steps,
                 sampler=sampler or self.eval_cfg["sampler"],
                 generator=generator,
                 device=prev.device,
@@ -232,6 +237,14 @@ class STDiffModule(pl.LightningModule):
             b["vo"], b["idx_o"], b["idx_p"], min(3, self.eval_cfg["num_samples"]), generator=g
         )
         return write_prediction_media(out_dir, "val", b["vo"], b["vp"], preds)
+
+
+def _check_counts(**values) -> None:
+    """Sampler counts must be integers >= 1: 0 or a negative step count would otherwise mean
+    "the default" or return the starting noise."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1 (e.g. {name}=20)")
 
 
 def video_metrics(preds: Tensor, target: Tensor, last_observed: Tensor) -> dict[str, Tensor]:

@@ -28,10 +28,10 @@ class ClipDataset(Dataset):
         fmt: str,
         To: int,
         Tp: int,
-        size: tuple[int, int],  # noqa: N803
+        size: tuple[int, int],
         channels: int,
         rand_Tp: int | None = None,
-        stride: int | None = None,  # noqa: N803
+        stride: int | None = None,
         max_range: float = 85.0,
         png_scale: float = 256.0,
     ):

@@ -33,14 +33,14 @@ class VideoDataModule(BaseDataModule):
         self,
         root: str,
         format: str = "frames",
-        image_size: list[int] = (64, 64),  # noqa: A002
+        image_size: list[int] = (64, 64),
         channels: int = 1,
         To: int = 3,
         Tp: int = 3,
-        rand_Tp: int | None = None,  # noqa: N803
+        rand_Tp: int | None = None,
         test_Tp: int | None = None,
         train_stride: int = 1,
-        generator=None,  # noqa: N803
+        generator=None,
         max_range: float = 85.0,
         png_scale: float = 256.0,
         max_sequences: int | None = None,

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -95,32 +96,73 @@ def load_sequence(
 ) -> torch.Tensor:
     """All frames of one sequence as [T, C, H, W] in [-1, 1] at ``size``."""
     if fmt == "range":
-        arrs = [read_range(p, png_scale) for p in frame_files(seq, fmt)]
+        files = frame_files(seq, fmt)
+        arrs = [read_range(p, png_scale) for p in files]
+        _check_sizes(seq, files, arrs, size)
         x = torch.from_numpy(np.stack(arrs))[:, None]
         x = _resize(x, size, "nearest")  # keeps "no return" pixels exact
         return (x.clamp(0, max_range) / max_range * 2 - 1).contiguous()
     if fmt == "frames":
+        files = frame_files(seq, fmt)
         try:
-            imgs = [iio.imread(p) for p in frame_files(seq, fmt)]
+            imgs = [np.asarray(iio.imread(p)) for p in files]
         except Exception as e:
             raise ValueError(f"cannot read frames of {seq}: {e}") from e
     else:
         try:
-            imgs = list(iio.imiter(seq, plugin="pyav"))
+            imgs = [np.asarray(i) for i in iio.imiter(seq, plugin="pyav")]
         except Exception as e:
             raise ValueError(f"cannot decode video {seq}: {e}") from e
-    x = torch.from_numpy(np.stack([_channels(np.asarray(i), channels, seq) for i in imgs]))
+        files = [seq] * len(imgs)
+    imgs = [_channels(i, channels, p) for i, p in zip(imgs, files, strict=True)]
+    _check_sizes(seq, files, imgs, size)
+    x = torch.from_numpy(np.stack(imgs))
     x = x.permute(0, 3, 1, 2).float() / 255.0
     return (_resize(x, size, "bilinear") * 2 - 1).clamp(-1, 1).contiguous()
+
+
+def _check_sizes(
+    seq: Path, files: list[Path], frames: list[np.ndarray], size: tuple[int, int]
+) -> None:
+    """All frames of a sequence share one size; another size than ``data.image_size`` is
+    resized, with a warning that names both (the aspect ratio may change)."""
+    if not frames:
+        return
+    first = frames[0].shape[:2]
+    for path, f in zip(files, frames, strict=True):
+        if f.shape[:2] != first:
+            raise ValueError(
+                f"{path} is {f.shape[0]}x{f.shape[1]} but {files[0]} is {first[0]}x{first[1]}: "
+                "all frames of a sequence must have one size; resize or remove the odd frames"
+            )
+    if tuple(first) != tuple(size):
+        warnings.warn(
+            f"{seq}: frames are {first[0]}x{first[1]} (HxW), resized to data.image_size="
+            f"{size[0]}x{size[1]}; set data.image_size=[{first[0]},{first[1]}] to keep them",
+            stacklevel=3,
+        )
 
 
 def _channels(img: np.ndarray, channels: int, where: Path) -> np.ndarray:
     if img.ndim == 2:
         img = img[..., None]
-    img = img[..., :3]
+    if img.shape[-1] in (2, 4):  # grey + alpha, RGBA
+        alpha = img[..., -1]
+        if (alpha != np.iinfo(img.dtype).max if img.dtype.kind == "u" else alpha < 1).any():
+            raise ValueError(
+                f"{where} has transparent pixels (alpha channel); STDiff reads opaque frames: "
+                "flatten them onto a background first (e.g. PIL Image.convert('RGB'))"
+            )
+        img = img[..., :-1]
     if img.shape[-1] == channels:
         return img
     if channels == 1:
+        if img.shape[-1] == 3 and not (img == img[..., :1]).all():
+            warnings.warn(
+                f"{where.parent}: colour frames are averaged to grey because data.channels=1; set "
+                "data.channels=3 to train on RGB (the model follows it)",
+                stacklevel=3,
+            )
         return img.mean(-1, keepdims=True).astype(img.dtype)
     if channels == 3 and img.shape[-1] == 1:
         return np.repeat(img, 3, -1)

@@ -69,7 +69,7 @@ class STDiffModel(nn.Module):
         motion encoder's input follow it where the config leaves them out.
     """
 
-    def __init__(self, STDiff: dict, channels: int | None = None):  # noqa: N803
+    def __init__(self, STDiff: dict, channels: int | None = None):
         super().__init__()
         unknown = sorted(set(STDiff) - {"Diffusion", "DiffNet"})
         if unknown:
@@ -77,7 +77,7 @@ class STDiffModel(nn.Module):
         diffusion = dict(STDiff["Diffusion"])
         if set(diffusion) != {"unet_config"}:
             raise ValueError(f"STDiff.Diffusion takes only 'unet_config', got {sorted(diffusion)}")
-        STDiff = _with_channels(STDiff, channels)  # noqa: N806
+        STDiff = _with_channels(STDiff, channels)
         diffusion = STDiff["Diffusion"]
         self.cfg = DiffNetConfig.from_dict(dict(STDiff["DiffNet"]))
         unet_cfg = dict(diffusion["unet_config"])
