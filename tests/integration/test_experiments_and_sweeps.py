@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import sweep as sweep_tool  # noqa: E402
+import sweep as sweep_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from motioncore.train import hydra_entry  # noqa: E402
+from motioncore.train import hydra_entry
 
 main = hydra_entry(str(Path(__file__).resolve().parent / "configs"), "toy")
 
