@@ -1,14 +1,19 @@
-"""Callbacks shared by every package: non-finite loss guard, EMA, sample media."""
+"""Callbacks shared by every package: run checkpoints, non-finite loss guard, EMA, sample media."""
 
 from __future__ import annotations
 
 import math
+import signal
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from motioncore.train.checkpoint_io import remove_stale_temp_files
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -37,17 +42,86 @@ class NonFiniteLossGuard(Callback):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, plus ``last.ckpt`` at the step where ``max_steps`` stops fit.
+    """Lightning's ModelCheckpoint, plus the saves a run on a shared cluster needs.
 
-    Stock ModelCheckpoint saves at epoch/validation ends only, so a run stopped by ``max_steps``
-    mid-epoch would leave ``last.ckpt`` behind the real final step and a resume would repeat work.
+    - ``last.ckpt`` at the step where ``max_steps`` stops fit (stock ModelCheckpoint saves at
+      epoch/validation ends only, so a resume would repeat work);
+    - ``last.ckpt`` every ``last_every_minutes`` of training (Lightning's ``train_time_interval``,
+      but for ``last.ckpt`` only, so the validation-monitored top-k keeps saving at validation);
+      a kill -9 loses at most that much;
+    - ``last.ckpt`` when SIGTERM (or SIGUSR1, which SLURM sends ahead of the time limit with
+      ``--signal=USR1@90``) arrives: Lightning stops fit at the end of the current batch and this
+      callback saves there, then :func:`motioncore.train.run` exits with code 143;
+    - at setup, unfinished temporary files of an interrupted write are removed;
+    - a resumed run overwrites ``last.ckpt`` rather than writing ``last-v1.ckpt`` beside it.
     """
+
+    def __init__(self, *args, last_every_minutes: float | None = 10.0, **kwargs):
+        # A resumed run writing into its own folder overwrites last.ckpt (Lightning's version
+        # counter would write last-v1.ckpt beside it whenever the callback's settings changed).
+        kwargs.setdefault("enable_version_counter", False)
+        super().__init__(*args, **kwargs)
+        if last_every_minutes is not None and not last_every_minutes > 0:
+            raise ValueError(
+                f"callbacks.model_checkpoint.last_every_minutes={last_every_minutes} must be > 0 "
+                "(or null to save last.ckpt only at validation and at the end)"
+            )
+        self.last_every_minutes = last_every_minutes
+        self._last_saved_at = time.monotonic()
+        self._previous_sigusr1 = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath is not None:
+            remove_stale_temp_files(self.dirpath)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._last_saved_at = time.monotonic()
+        # Lightning owns SIGUSR1 only under SLURM auto-requeue; otherwise treat it as SIGTERM.
+        if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (
+            signal.SIG_DFL,
+            None,
+        ):
+            self._previous_sigusr1 = signal.signal(signal.SIGUSR1, _forward_to_sigterm)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._restore_sigusr1()
+
+    def _restore_sigusr1(self) -> None:
+        if self._previous_sigusr1 is not None:
+            signal.signal(signal.SIGUSR1, self._previous_sigusr1)
+            self._previous_sigusr1 = None
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_saved_at = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not self.save_last or self._last_global_step_saved == trainer.global_step:
+            return
         done = 0 < trainer.max_steps <= trainer.global_step
-        if self.save_last and done and self._last_global_step_saved != trainer.global_step:
+        due = self.last_every_minutes is not None and (
+            time.monotonic() - self._last_saved_at >= 60 * self.last_every_minutes
+        )
+        # every rank must take the same decision: saving is a collective under DDP
+        if done or trainer.strategy.broadcast(due, src=0):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._restore_sigusr1()
+        preempted = isinstance(exception, SIGTERMException)
+        if preempted and self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def _forward_to_sigterm(signum, frame) -> None:
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler):
+        handler(signum, frame)
 
 
 class EMA(EMAWeightAveraging):

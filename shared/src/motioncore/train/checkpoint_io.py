@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,12 +12,40 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way (kill -9, power loss) left in
+    ``folder``; returns what was removed. Finished checkpoints are never touched."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(folder.glob(f".*.ckpt.*{TEMP_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d unfinished checkpoint write(s) in %s", len(stale), folder)
+    return stale
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temporary file in the target folder, then ``os.replace`` it into place.
 
     A crash or a full disk during saving leaves the previous ``last.ckpt`` intact, which plain
-    ``torch.save`` onto the final path does not guarantee.
+    ``torch.save`` onto the final path does not guarantee. The folder is fsynced after the rename
+    so the new name survives a power loss, and the file gets the folder's read/write permission
+    bits (``mkstemp`` would make it owner-only, which breaks runs shared by a group).
     """
 
     def save_checkpoint(
@@ -27,13 +57,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, stat.S_IMODE(path.parent.stat().st_mode) & 0o666)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(path.parent)
