@@ -6,6 +6,9 @@
   0 marks "no return". Ranges map linearly from [0, max_range] to [-1, 1].
 - ``frames``: one folder per sequence of PNG/JPG frames (sorted by name).
 - ``video``: one video file per sequence (any format ffmpeg reads).
+- ``velodyne``: one folder per sequence of KITTI ``.bin`` scans (directly or in
+  ``velodyne_points/data/``), projected to ``data.image_size`` range images while loading
+  (:mod:`stdiff.data.velodyne`); then as ``range``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FORMATS = ("range", "frames", "video")
+from stdiff.data.velodyne import project, read_bin, scan_files
+
+FORMATS = ("range", "velodyne", "frames", "video")
 IMAGE_EXT = (".png", ".jpg", ".jpeg")
 RANGE_EXT = (".npy", ".png")
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
@@ -46,6 +51,8 @@ def list_sequences(root: Path, fmt: str) -> list[Path]:
 
 
 def frame_files(seq: Path, fmt: str) -> list[Path]:
+    if fmt == "velodyne":
+        return scan_files(seq)
     if fmt == "range":
         folder, ext = range_frame_dir(seq), RANGE_EXT
     else:
@@ -95,6 +102,10 @@ def load_sequence(
     png_scale: float = 256.0,
 ) -> torch.Tensor:
     """All frames of one sequence as [T, C, H, W] in [-1, 1] at ``size``."""
+    if fmt == "velodyne":
+        arrs = [project(read_bin(p), *size)[0] for p in frame_files(seq, fmt)]
+        x = torch.from_numpy(np.stack(arrs))[:, None]
+        return (x.clamp(0, max_range) / max_range * 2 - 1).contiguous()
     if fmt == "range":
         files = frame_files(seq, fmt)
         arrs = [read_range(p, png_scale) for p in files]
