@@ -17,6 +17,7 @@ from torch.func import functional_call
 from imf.augment import AdaptiveAugment
 from imf.data.dataset import to_uint8
 from imf.data.video_io import write_video
+from imf.guardrails import CollapseGuard, TrainingCollapsed, restore, snapshot
 from imf.model import IMFGenerator, MultiScalePatchDiscriminator
 from imf.rate_distortion import rate_distortion, write_report
 from motioncore.losses import VGGPerceptualLoss, hinge_d_loss, hinge_g_loss
@@ -76,6 +77,8 @@ class IMFModule(pl.LightningModule):
             through the real ``.imf`` bitstream at every Q, see :mod:`imf.rate_distortion`);
             empty: no curve.
         rd_clips: test clips in the curve (``null``: all).
+        guard: keyword arguments of :class:`imf.guardrails.CollapseGuard` (discriminator
+            accuracy, generator gradient norm and L1 trend checks; rollback or stop).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class IMFModule(pl.LightningModule):
         sample_clips: int = 2,
         rd_qualities: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
         rd_clips: int | None = None,
+        guard: dict | None = None,
     ):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
@@ -105,6 +109,7 @@ class IMFModule(pl.LightningModule):
             _plain(c) for c in (generator, discriminator, ada, perceptual)
         )
         betas = tuple(_plain(betas))
+        guard = dict(_plain(guard) or {})
         rd_qualities = [float(q) for q in _plain(rd_qualities)]
         if any(not q > 0 for q in rd_qualities):
             raise ValueError(f"model.rd_qualities must all be > 0, got {rd_qualities}")
@@ -117,6 +122,8 @@ class IMFModule(pl.LightningModule):
             MultiScalePatchDiscriminator(**discriminator) if lambda_gan > 0 else None
         )
         self.ada = AdaptiveAugment(**ada)
+        self.guard = CollapseGuard(**guard)
+        self._last_good: tuple[int, dict] | None = None
         # Held outside the module tree: the frozen VGG must not bloat every checkpoint.
         self._perceptual = (VGGPerceptualLoss(**perceptual),) if lambda_perceptual > 0 else ()
 
@@ -192,7 +199,8 @@ class IMFModule(pl.LightningModule):
             g_adv = hinge_g_loss(self.discriminate_frozen(self.ada(pred)))
             loss_g = loss_g + hp.lambda_gan * g_adv
             real_logits = self.discriminator(self.ada(current))
-            loss_d = hinge_d_loss(real_logits, self.discriminator(self.ada(pred.detach())))
+            fake_logits = self.discriminator(self.ada(pred.detach()))
+            loss_d = hinge_d_loss(real_logits, fake_logits)
             total = loss_g + loss_d
             out.update(
                 {
@@ -200,6 +208,7 @@ class IMFModule(pl.LightningModule):
                     "train/d_loss": loss_d,
                     "discriminator": loss_d,
                     "real_logits": real_logits,
+                    "fake_logits": fake_logits,
                 }
             )
         out.update({"generator": loss_g, "total": total})
@@ -216,6 +225,8 @@ class IMFModule(pl.LightningModule):
         if opt_d is not None:
             opt_d.zero_grad(set_to_none=True)
         self.manual_backward(out["total"])
+        if self.guard.enabled and self._guard_rolled_back(out, [opt_g, opt_d], use_gan):
+            return out["total"].detach()  # this step's gradients came from collapsed weights
         if hp.grad_clip_g:
             self.clip_gradients(
                 opt_g, gradient_clip_val=hp.grad_clip_g, gradient_clip_algorithm="norm"
@@ -242,6 +253,59 @@ class IMFModule(pl.LightningModule):
         self.log_dict(logs)
         self.log("train/loss", out["generator"].detach(), prog_bar=True)
         return out["total"].detach()
+
+    def _guard_rolled_back(self, out: dict[str, Tensor], optimizers: list, use_gan: bool) -> bool:
+        """Feed the collapse guard; at a flagged check roll back (True) or raise."""
+        grads = [p.grad for p in self.generator.parameters() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
+        )
+        signals = {"l1": float(out["train/l1"]), "grad_norm": float(grad_norm)}
+        if use_gan:
+            accuracy = torch.stack(
+                [
+                    ((r > 0).float().mean() + (f < 0).float().mean()) / 2
+                    for r, f in zip(out["real_logits"], out["fake_logits"])
+                ]
+            ).mean()
+            signals["d_accuracy"] = float(accuracy)
+            self.log("train/d_accuracy", accuracy)
+        self.log("train/g_grad_norm", grad_norm)
+        self.guard.observe(**signals)
+        step = self.global_step + 1
+        if step % self.guard.every:
+            return False
+        raw = [getattr(o, "optimizer", o) for o in optimizers if o is not None]
+        modules = {"generator": self.generator}
+        if self.discriminator is not None:
+            modules["discriminator"] = self.discriminator
+        reason = self.guard.check(step)
+        if reason is None:
+            self._last_good = (step, snapshot(modules, raw))
+            return False
+        if self.guard.action == "stop" or self._last_good is None:
+            raise TrainingCollapsed(
+                f"training collapsed: {reason}. Stopped (model.guard.action="
+                f"{self.guard.action}); resume from the last checkpoint with a lower lr_g/lr_d or "
+                "lambda_gan"
+            )
+        if self.guard.rollbacks >= self.guard.max_rollbacks:
+            raise TrainingCollapsed(
+                f"training collapsed again after {self.guard.rollbacks} rollbacks: {reason}. "
+                "Stopped; lower lr_g/lr_d or lambda_gan, or raise model.guard.max_rollbacks"
+            )
+        good_step, state = self._last_good
+        restore(state, modules, raw)
+        self.guard.rollbacks += 1
+        self.guard.reset_signals()
+        log.warning(
+            "collapse guard: %s; rolled back to the weights of step %d (rollback %d of %d)",
+            reason,
+            good_step,
+            self.guard.rollbacks,
+            self.guard.max_rollbacks,
+        )
+        return True
 
     # ---------------------------------------------------------------- evaluation
     @staticmethod
