@@ -44,6 +44,20 @@ def compose_package(monkeypatch):
     GlobalHydra.instance().clear()
 
 
+@pytest.fixture(scope="session")
+def logged_by_package():
+    """``(package, "val/x") -> bool``: does the package's source log that metric name?"""
+
+    def _logged(package: str, metric: str) -> bool:
+        stage, _, name = metric.partition("/")
+        src = "\n".join(p.read_text() for p in (REPO / "packages" / package / "src").rglob("*.py"))
+        return stage in ("train", "val", "test", "baseline") and (
+            metric in src or f"/{name}" in src or f'"{name}"' in src
+        )
+
+    return _logged
+
+
 @pytest.fixture
 def run_cmd():
     def _run(cmd: list[str], timeout: int = 600, env: dict | None = None, **kw):

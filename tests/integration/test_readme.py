@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 import readme_commands as rc  # noqa: E402
+import run as runner  # noqa: E402
 
 README = REPO / "README.md"
 SECTIONS = list(dict.fromkeys(c.section for c in rc.extract(README.read_text())))
@@ -72,6 +73,18 @@ def test_readme_section_commands_work_as_written(section, fixtures, tmp_path, mo
     commands = [c for c in rc.extract(README.read_text()) if c.section == section]
     failures = rc.check_section(commands, rc.Context(tmp_path, fixtures))
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("experiment", ["quickstart", "paper"])
+def test_every_package_keeps_the_best_checkpoint_the_readme_promises(
+    package, experiment, logged_by_package, monkeypatch
+):
+    """README: checkpoints/ holds last.ckpt "+ the best checkpoint by the package's val metric"."""
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(REPO / "experiments"))
+    cfg = runner.compose(package, "train", [f"experiment={experiment}"])
+    checkpoint = cfg.callbacks.model_checkpoint
+    assert checkpoint.monitor and checkpoint.save_top_k != 0, f"{package}: no best checkpoint"
+    assert checkpoint.monitor.startswith("val/") and logged_by_package(package, checkpoint.monitor)
 
 
 def test_every_repo_path_the_readme_names_exists():
