@@ -177,3 +177,37 @@ def test_sd15_brings_sd_sizes_and_a_best_checkpoint_is_kept(compose, config_dir)
     assert list(cfg.model.net.guidance_encoder.block_out_channels) == [16, 32, 96, 256]
     assert cfg.callbacks.model_checkpoint.monitor == "val/loss"
     assert compose(config_dir, "train", []).model.net.guidance_embedding_channels == 32
+
+
+def test_music_finetune_trains_only_the_music_encoder(compose, config_dir, monkeypatch, repo_root):
+    import hydra
+
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
+    tiny = [  # the experiment's architecture at the tiny test size
+        "experiment=music_finetune",
+        "pretrained_model_name_or_path=tiny",
+        "resolution=16",
+        "guidance_input_channels=[3,3,3,3,4]",
+        "model.net.guidance_embedding_channels=32",
+        "model.net.guidance_encoder.block_out_channels=[8,16]",
+        "model.net.guidance_encoder.attention_heads=0",
+        "model.net.image_encoder.model_name=tiny",
+        "model.net.image_encoder.tiny.output_dim=64",
+    ]
+    cfg = compose(config_dir, "train", tiny)
+    assert list(cfg.model.trainable) == ["guidance_encoders.music"]
+    module = hydra.utils.instantiate(cfg.model)
+    names = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert names and all(n.startswith("net.guidance_encoders.music.") for n in names)
+    assert any(n.startswith("net.temporal.") for n, _ in module.named_parameters())
+    both = compose(
+        config_dir, "train", [*tiny, "model.trainable=[guidance_encoders.music,temporal]"]
+    )
+    names = [
+        n for n, p in hydra.utils.instantiate(both.model).named_parameters() if p.requires_grad
+    ]
+    assert {n.split(".")[1] for n in names} == {"guidance_encoders", "temporal"}
+    with pytest.raises(Exception, match="'guidance_encoders.sound' matches no parameter"):
+        hydra.utils.instantiate(
+            compose(config_dir, "train", [*tiny, "model.trainable=[guidance_encoders.sound]"]).model
+        )

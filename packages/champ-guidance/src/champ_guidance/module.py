@@ -69,6 +69,7 @@ class ChampModule(pl.LightningModule):
         extra_loss: dict | None = None,
         beat_sigma_seconds: float = 0.1,
         eval_seed: int = 0,
+        trainable: list[str] | None = None,
     ):
         super().__init__()
         # plain containers, so checkpoints load with torch.load(weights_only=True)
@@ -89,6 +90,26 @@ class ChampModule(pl.LightningModule):
             self.net.requires_grad_(False)
             for p in self.net.temporal_parameters():
                 p.requires_grad_(True)
+        if trainable:
+            self._train_only(list(trainable))
+        n = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        log.info("trainable parameters: %d of %d", n, sum(p.numel() for p in self.parameters()))
+
+    def _train_only(self, prefixes: list[str]) -> None:
+        """Freeze every parameter of ``net`` outside ``prefixes`` (``model.trainable``, e.g.
+        ``[guidance_encoders.music, temporal]`` for music fine-tuning on imported weights);
+        parameters frozen for a reason (CLIP, the reference UNet's bankless tail) stay frozen."""
+        names = [n for n, _ in self.net.named_parameters()]
+        for prefix in prefixes:
+            if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+                top = sorted({n.split(".")[0] for n in names})
+                raise ValueError(
+                    f"model.trainable entry {prefix!r} matches no parameter of the model; "
+                    f"name modules under net, e.g. one of {top} or guidance_encoders.<type>"
+                )
+        for name, p in self.net.named_parameters():
+            if not any(name == q or name.startswith(q + ".") for q in prefixes):
+                p.requires_grad_(False)
 
     def _load_stage1(self, path: str | None) -> None:
         if path is None:
