@@ -71,3 +71,67 @@ def test_console_script_writes_png_ranges_the_range_format_reads(tmp_path, capsy
     with pytest.raises(SystemExit):
         main([str(tmp_path), "-o", str(tmp_path / "o")])
     assert "not a multiple of 4" in capsys.readouterr().err
+
+
+def _drives(root, n, frames=7):
+    for d in range(n):
+        data = root / "2011_09_26" / f"2011_09_26_drive_{d:04d}_sync/velodyne_points/data"
+        data.mkdir(parents=True)
+        for i in range(frames):
+            _wall(6.0 + d + 0.1 * i, 60).tofile(data / f"{i:010d}.bin")
+
+
+def test_kitti_drives_split_by_upstream_ids_from_root_alone(tmp_path):
+    from stdiff.data.datamodule import VideoDataModule
+
+    _drives(tmp_path, 15, frames=1)
+    dm = VideoDataModule(str(tmp_path), format="velodyne", image_size=(H, W))
+    names = {s: [p.name[-9:-5] for p in dm.sequences(s)] for s in ("train", "val", "test")}
+    assert names["test"] == ["0010", "0011", "0012", "0013"]
+    assert names["val"] == ["0000", "0001"]
+    assert len(names["train"]) == 9 and not set(names["train"]) & set(names["val"] + names["test"])
+    small = VideoDataModule(str(tmp_path), format="velodyne", split_ids={"test": [0], "val": [1]})
+    assert [p.name[-9:-5] for p in small.sequences("test")] == ["0000"]
+
+
+def _rgb_sequences(root, n=3, frames=7):
+    rng = np.random.default_rng(0)
+    for d in range(n):
+        seq = root / f"seq_{d}"
+        seq.mkdir(parents=True)
+        for i in range(frames):
+            iio.imwrite(seq / f"{i:03d}.png", rng.integers(0, 255, (16, 64, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("kind", [pytest.param("velodyne", marks=pytest.mark.slow), "rgb"])
+def test_folder_trains_from_data_root_alone(tmp_path, repo_root, monkeypatch, kind):
+    """A few training steps of the default model on raw .bin drives (or RGB frame folders with
+    data.channels=3): no split folders, nothing about the model changed but its frame size."""
+    from motioncore.train import run
+    from stdiff.importer import compose_train_config
+
+    if kind == "velodyne":
+        _drives(tmp_path / "data", 3)
+        data = ["data.format=velodyne"]
+    else:
+        _rgb_sequences(tmp_path / "data")
+        data = ["data.format=frames", "data.channels=3"]
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
+    cfg = compose_train_config(
+        [
+            "data=folders",
+            f"data.root={tmp_path / 'data'}",
+            *data,
+            "data.image_size=[16,64]",
+            "data.batch_size=2",
+            "data.num_workers=0",
+            "model.STDiff.Diffusion.unet_config.sample_size=[16,64]",
+            "model.STDiff.DiffNet.MotionEncoder.image_size=[16,64]",
+            "trainer.max_steps=2",
+            "test=false",
+            "logger=[]",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ]
+    )
+    metrics = run(cfg)
+    assert np.isfinite(metrics["train/loss"])

@@ -12,10 +12,31 @@ from pathlib import Path
 
 from motioncore.train import BaseDataModule
 from stdiff.data.clips import ClipDataset
-from stdiff.data.formats import list_sequences
+from stdiff.data.formats import find_sequences, list_sequences
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+KITTI_TEST_IDS = [10, 11, 12, 13]
+
+
+def split_by_ids(seqs: list[Path], split: str, ids: dict) -> list[Path]:
+    """One split of ``seqs`` chosen by index (see ``VideoDataModule.split_ids``)."""
+    n = len(seqs)
+    if n < 3 and not ids:
+        raise ValueError(
+            f"only {n} sequence(s) found; a train/val/test split needs 3: add sequences, set "
+            "data.split_ids={test: [..], val: [..]}, or make train/ val/ test/ folders"
+        )
+    test = list(ids.get("test", KITTI_TEST_IDS if n > 13 else [n - 1]))
+    rest = [i for i in range(n) if i not in test]
+    val = list(ids.get("val", rest[:2] if n > 13 else [rest[-1]]))
+    bad = [i for i in test + val if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"data.split_ids {bad} out of range for {n} sequences")
+    chosen = {"test": test, "val": val}.get(split)
+    if chosen is None:
+        chosen = [i for i in rest if i not in val]
+    return [seqs[i] for i in chosen]
 
 
 class VideoDataModule(BaseDataModule):
@@ -27,6 +48,10 @@ class VideoDataModule(BaseDataModule):
     test_Tp: predicted frames in val/test (long horizons are rolled out chunk by chunk).
     generator: synthetic data writer (``write(root)``) used when ``root`` is missing.
     max_sequences: cap on sequences per split (quick runs and tests); null keeps all.
+    split_ids: without train/ val/ test/ folders, the sequences found under ``root`` (sorted by
+        name) are split by index: ``{"test": [...], "val": [...]}``, the rest train. Default:
+        upstream's KITTI split (test = drives 10-13, val = the first two others) when there are
+        more than 13 sequences, else the last one is test and the one before val.
     """
 
     def __init__(
@@ -44,6 +69,7 @@ class VideoDataModule(BaseDataModule):
         max_range: float = 85.0,
         png_scale: float = 256.0,
         max_sequences: int | None = None,
+        split_ids: dict | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
         eval_batch_size: int | None = None,
@@ -57,6 +83,7 @@ class VideoDataModule(BaseDataModule):
         self.test_Tp = test_Tp or Tp
         self.train_stride, self.generator = train_stride, generator
         self.max_range, self.png_scale, self.max_sequences = max_range, png_scale, max_sequences
+        self.split_ids = dict(split_ids or {})
 
     def prepare_data(self) -> None:
         done = self.root / ".complete"
@@ -67,13 +94,16 @@ class VideoDataModule(BaseDataModule):
         done.write_text(json.dumps(vars(self.generator), default=str) + "\n")
 
     def sequences(self, split: str) -> list[Path]:
-        folder = self.root / split
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{folder} is missing: data.root must contain train/, val/ and test/ folders of "
-                f"{self.format} sequences"
-            )
-        seqs = list_sequences(folder, self.format)
+        if (self.root / "train").is_dir():
+            folder = self.root / split
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"{folder} is missing: data.root has train/ and must also contain val/ and "
+                    f"test/ folders of {self.format} sequences"
+                )
+            seqs = list_sequences(folder, self.format)
+        else:
+            seqs = split_by_ids(find_sequences(self.root, self.format), split, self.split_ids)
         return seqs[: self.max_sequences] if self.max_sequences else seqs
 
     def dataset(self, split: str) -> ClipDataset:

@@ -50,13 +50,33 @@ def list_sequences(root: Path, fmt: str) -> list[Path]:
     return seqs
 
 
+def find_sequences(root: Path, fmt: str) -> list[Path]:
+    """Sequence folders anywhere up to two levels below ``root`` (KITTI raw:
+    ``<date>/<drive>_sync``), sorted by folder name; video files directly in ``root``."""
+    if fmt == "video" or not root.is_dir():
+        return list_sequences(root, fmt)
+    found = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        if frame_files(child, fmt):
+            found.append(child)
+        else:
+            found += [g for g in sorted(child.iterdir()) if g.is_dir() and frame_files(g, fmt)]
+    if not found:
+        raise FileNotFoundError(
+            f"no sequence folders of {fmt} frames in {root} (nor one level deeper); set "
+            "data.format or point data.root at the folder of sequences"
+        )
+    return sorted(found, key=lambda p: (p.name, str(p)))
+
+
 def frame_files(seq: Path, fmt: str) -> list[Path]:
     if fmt == "velodyne":
         return scan_files(seq)
     if fmt == "range":
         folder, ext = range_frame_dir(seq), RANGE_EXT
-    else:
-        folder, ext = seq, IMAGE_EXT
+    else:  # KITTI raw drives keep the left colour camera in image_02/data
+        kitti = seq / "image_02" / "data"
+        folder, ext = (kitti if kitti.is_dir() else seq), IMAGE_EXT
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in ext)
 
 
