@@ -108,3 +108,27 @@ def test_super_res_accepts_large_observations():
     m_small = model.tde.context_encode(small, idx_o)
     assert torch.allclose(m_big, m_small, atol=1e-6)
     assert model.first_prev(small).shape[-2:] == (16, 16)
+
+
+@torch.no_grad()
+def test_super_res_forward_and_sampling_from_either_observation_size():
+    """Observed frames at the UNet's size give the same eps as their downsampled version (what
+    upstream feeds), and sampling predicts frames at the UNet's size from small observations."""
+    from stdiff.module import STDiffModule
+
+    fix, model = _load("super_res")
+    i = fix["inputs"]
+    big = torch.cat([i["clean_Vp"][:, :1]] * 4, 1)
+    small = model.motion_input(big)
+    args = (i["idx_o"].repeat(2, 1), i["idx_p"].repeat(2, 1), i["noisy_Vp"].unflatten(0, (2, 3)))
+    kw = {"clean_vp": i["clean_Vp"], "entropy": 3}
+    eps_big = model(big, *args[:2], args[2], i["timestep"], **kw)
+    eps_small = model(small, *args[:2], args[2], i["timestep"], **kw)
+    assert torch.allclose(eps_big, eps_small, atol=1e-5)
+    noise = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
+    optim = {"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0, "eps": 1e-8}
+    ev = {"num_samples": 2, "sampler": "ddim", "num_steps": 2, "chunk": 2}
+    module = STDiffModule(model.config, noise, {**optim, "warmup_steps": 1, "num_cycles": 1}, ev)
+    module.model.load_state_dict(model.state_dict())
+    preds = module.predict(small, args[0], args[1], 2, generator=torch.Generator().manual_seed(0))
+    assert preds.shape == (2, 2, 3, 3, 16, 16) and torch.isfinite(preds).all()
