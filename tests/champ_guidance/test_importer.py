@@ -73,6 +73,40 @@ def test_import_writes_a_checkpoint_that_reproduces_upstream(
     assert (out_ours - fx["outputs"]["model_pred"]).abs().max() <= parity.TOL
 
 
+def test_an_imported_checkpoint_samples(champ_release, tmp_path, compose, repo_root):
+    """The sample entry point on an imported checkpoint, guidance from a folder of PNG maps."""
+    import numpy as np
+
+    from champ_guidance.data.layout import write_image
+    from champ_guidance.sample import animate
+
+    root, sd, _ = champ_release
+    out = tmp_path / "champ.ckpt"
+    assert main([str(root), "--sd15", str(sd), "-o", str(out), *TINY_OVERRIDES]) == 0
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "me.png", rng.integers(0, 255, (16, 16, 3), np.uint8))
+    for i in range(3):
+        write_image(
+            tmp_path / "dwpose" / f"{i:04d}.png", rng.integers(0, 255, (32, 32, 3), np.uint8)
+        )
+    overrides = torch.load(out, weights_only=True)["hydra_overrides"]
+    cfg = compose(
+        repo_root / "packages/champ-guidance/src/champ_guidance/configs",
+        "sample",
+        [
+            *overrides,
+            f"ckpt_path={out}",
+            f"reference_image={tmp_path / 'me.png'}",
+            f"guidance_dirs.dwpose={tmp_path / 'dwpose'}",
+            "num_inference_steps=2",
+            f"output_dir={tmp_path / 'run'}",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    paths = animate(cfg)
+    assert any(p.suffix == ".mp4" and p.stat().st_size > 0 for p in paths)
+
+
 def test_import_refuses_foreign_files_by_name(champ_release, tmp_path, capsys):
     root, sd, _ = champ_release
     with pytest.raises(SystemExit):

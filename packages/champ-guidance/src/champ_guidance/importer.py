@@ -189,6 +189,8 @@ def import_champ(src: Path, sd15: Path, out: Path, extra_overrides: list[str] = 
     import hydra
     import lightning
 
+    from motioncore.train.loading import RUN_INFO_KEY
+
     files = read_champ_folder(src)
     overrides = import_overrides(files, sd15, list(extra_overrides))
     cfg = compose_train_config(overrides)
@@ -201,6 +203,7 @@ def import_champ(src: Path, sd15: Path, out: Path, extra_overrides: list[str] = 
         "hyper_parameters": dict(module.hparams),
         "pytorch-lightning_version": lightning.__version__,
         "hydra_overrides": overrides,
+        RUN_INFO_KEY: {"package": cfg.package, "model": cfg.model._target_},
         "imported_from": {
             "source": str(Path(src).resolve()),
             "upstream": UPSTREAM,
