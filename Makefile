@@ -5,6 +5,8 @@ MODEL ?=
 EXP ?=
 ARGS ?=
 CKPT ?=
+RESUME ?=
+SEEDS ?=
 GPUS ?=
 NODES ?= 1
 SWEEP ?=
@@ -44,11 +46,11 @@ setup: ## Install uv if missing, then sync the whole workspace from uv.lock
 lock: ## Re-resolve uv.lock after editing a pyproject.toml
 	$(UV) lock
 
-train: setup ## Train MODEL (EXP, ARGS; CKPT resumes; GPUS=N [NODES=M] runs DDP)
-	@$(RUN) python tools/run.py train --model "$(MODEL)" --exp "$(EXP)" --ckpt "$(CKPT)" --gpus "$(GPUS)" --nodes "$(NODES)" $(CHECK_FLAG) -- $(ARGS)
+train: setup ## Train MODEL (EXP, ARGS; CKPT= or RESUME=<run dir|latest> resumes; GPUS=N [NODES=M] runs DDP)
+	@$(RUN) python tools/run.py train --model "$(MODEL)" --exp "$(EXP)" --ckpt "$(CKPT)" --resume "$(RESUME)" --gpus "$(GPUS)" --nodes "$(NODES)" $(CHECK_FLAG) -- $(ARGS)
 
-eval: setup ## Evaluate CKPT of MODEL: metrics.json (model + baseline) and samples
-	@$(RUN) python tools/run.py eval --model "$(MODEL)" --exp "$(EXP)" --ckpt "$(CKPT)" $(CHECK_FLAG) -- $(ARGS)
+eval: setup ## Evaluate CKPT of MODEL: metrics.json (model + baseline) and samples; SEEDS=N: mean and ci95
+	@$(RUN) python tools/run.py eval --model "$(MODEL)" --exp "$(EXP)" --ckpt "$(CKPT)" --seeds "$(SEEDS)" $(CHECK_FLAG) -- $(ARGS)
 
 sample: setup ## Sample from CKPT of MODEL (package-specific ARGS, e.g. text=...)
 	@$(RUN) python tools/run.py sample --model "$(MODEL)" --exp "$(EXP)" --ckpt "$(CKPT)" $(CHECK_FLAG) -- $(ARGS)

@@ -102,18 +102,56 @@ def carried_overrides(ckpt: Path) -> list[str]:
     return kept
 
 
+# Resuming a run also keeps its trainer settings (max_steps...); only these start anew.
+NOT_RESUMED = ("hydra", "ckpt_path", "init_from", "paths")
+
+
+def resumed_overrides(ckpt: Path) -> list[str]:
+    """Every override of the run that wrote ``ckpt`` except where it wrote and what it loaded."""
+    overrides = ckpt.resolve().parent.parent / ".hydra" / "overrides.yaml"
+    if not overrides.is_file():
+        return []
+    import yaml
+
+    items = yaml.safe_load(overrides.read_text()) or []
+    return [o for o in items if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in NOT_RESUMED]
+
+
+def resume_checkpoint(model: str, resume: str) -> str:
+    """RESUME=<run dir> or RESUME=latest (newest run of MODEL) -> its checkpoints/last.ckpt."""
+    if resume == "latest":
+        found = sorted(
+            (REPO / "runs" / model).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
+        )
+        if not found:
+            sys.exit(f"error: RESUME=latest found no runs/{model}/<run>/checkpoints/last.ckpt")
+        return str(found[-1])
+    last = Path(resume) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        sys.exit(f"error: RESUME={resume} has no {last}; pass a run directory or RESUME=latest")
+    return str(last)
+
+
 def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     model = check_model(args.model)
     module = f"{import_name(model)}.{args.command}"
     overrides: list[str] = []
     env = {"MOTIONCORE_ROOT": str(REPO), "MOTIONCORE_EXPERIMENTS": str(REPO / "experiments")}
+    if getattr(args, "resume", ""):
+        if args.ckpt:
+            sys.exit("error: pass CKPT=<file> or RESUME=<run dir|latest>, not both")
+        args.ckpt = resume_checkpoint(model, args.resume)
     ckpt = Path(args.ckpt).resolve() if args.ckpt else None
     if ckpt is not None and not ckpt.is_file():
         sys.exit(
             f"error: CKPT={args.ckpt} does not exist (expected runs/<package>/<run>/checkpoints/last.ckpt)"
         )
     if args.command == "train":
-        overrides += experiment_overrides(model, args.exp)
+        carried = resumed_overrides(ckpt) if ckpt is not None else []
+        if args.exp or not any(o.startswith("experiment=") for o in carried):
+            carried = [o for o in carried if not o.startswith("experiment=")]
+            overrides += experiment_overrides(model, args.exp)
+        overrides += carried  # then GPUS and ARGS, which win over the run's own values
         dev, dev_env = device_overrides(args.gpus, args.nodes)
         overrides += dev
         env.update(dev_env)
@@ -127,6 +165,10 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         overrides += carried
     if ckpt is not None:
         overrides.append(f"ckpt_path={ckpt}")
+    if getattr(args, "seeds", ""):
+        if not args.seeds.isdigit() or int(args.seeds) < 1:
+            sys.exit(f"error: SEEDS={args.seeds!r} must be a whole number >= 1, e.g. SEEDS=3")
+        overrides.append(f"++seeds={int(args.seeds)}")
     overrides += args.overrides
     return [sys.executable, "-m", module, *overrides], env
 
@@ -192,6 +234,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", required=True)
     parser.add_argument("--exp", default="")
     parser.add_argument("--ckpt", default="")
+    parser.add_argument("--resume", default="", help="run dir or 'latest' (train)")
+    parser.add_argument("--seeds", default="", help="evaluation seeds 0..N-1 (eval)")
     parser.add_argument("--gpus", default="")
     parser.add_argument("--nodes", default="")
     parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from motioncore.diffusion import Guidance, NoiseSchedule, sample
 from motioncore.losses import masked_mse
 from motioncore.masking import length_mask
-from motioncore.train import BaseDataModule
+from motioncore.train import BaseDataModule, round_seed
 
 T, F, CLASSES = 16, 2, 3
 
@@ -90,7 +90,7 @@ class ToyModule(pl.LightningModule):
             tuple(x0.shape),
             cond=label,
             guidance=Guidance(uncond=torch.full_like(label, CLASSES), scale=1.0),
-            generator=torch.Generator().manual_seed(0),
+            generator=torch.Generator().manual_seed(round_seed(self, 0)),
         )
         self.log("test/mse", (out - x0).pow(2).mean())
         self.log("baseline/mse", x0.pow(2).mean())
