@@ -8,6 +8,10 @@ channels; VAE and CLIP excluded, a random 768-d tower stands in for CLIP) so it 
 trained networks. Its step is forward + backward without the optimizer update: AdamW state for
 the two 860M-parameter UNets alone is about 27 GB, more than a 24 GB machine holds, so the
 SD-shaped row measures the compute, not the optimizer (SGD-style update cost is negligible).
+Sampling rows: the tiny model animates 16, 64 and 256 frames (2 DDIM steps, 16-frame context
+windows with overlap 4, guidance encoded 16 frames at a time); the peak should stay flat in the
+frame count apart from the clip's own tensors (pose heatmaps 134 x 32 x 32 floats = 0.55 MB and
+latents per frame), which the notes give.
 Upstream CHAMP publishes no speed or memory figure to compare with.
 kwargs: ``quick=1`` skips the SD-shaped rows; ``sd_latent`` (default 32, i.e. 256 px images).
 """
@@ -104,6 +108,17 @@ def run_step(kind: str, checkpointing: bool, latent: int) -> None:
     _step_fn(kind, checkpointing, latent)()
 
 
+def run_sampling(frames: int) -> None:
+    """Module-level workload for the peak-memory subprocess: one animation of ``frames``."""
+    module = _module("tiny", False, 32).eval()
+    g = torch.Generator().manual_seed(0)
+    guidance = {
+        "music": torch.rand(1, frames, 35, generator=g),
+        "pose": torch.rand(1, frames, 134, 32, 32, generator=g),
+    }
+    module.generate(torch.zeros(1, 3, 32, 32), guidance, num_steps=2, window=16, overlap=4)
+
+
 def benchmarks(
     quick: int | str = 0, sd_latent: int | str = 32, repeats: int | str = 3
 ) -> Iterator[dict]:
@@ -131,3 +146,11 @@ def benchmarks(
                     + " incl. reference UNet pass; peak = RSS of a fresh process",
                 }
             )
+    for frames in (16, 64, 256):
+        input_mb = frames * (35 + 134 * 32 * 32 + 2 * 3 * 32 * 32) * 4 / 1e6
+        yield {
+            "name": f"champ sampling, tiny @32px, {frames} frames, 16-frame windows",
+            "peak_mem_gb": round(peak_rss_gb(run_sampling, frames), 2),
+            "notes": f"2 DDIM steps; clip tensors (guidance in, latents, frames) {input_mb:.0f} MB; "
+            "peak = RSS of a fresh process",
+        }

@@ -190,7 +190,7 @@ class ChampModule(pl.LightningModule):
         b = reference.shape[0]
         f = next(iter(guidance.values())).shape[1]
         cond = self.net.encode_conditions(
-            reference, guidance, torch.ones(b, device=reference.device)
+            reference, guidance, torch.ones(b, device=reference.device), chunk=window
         )
 
         def model(x, t, c):

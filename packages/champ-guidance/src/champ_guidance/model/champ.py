@@ -124,7 +124,9 @@ class ChampModel(nn.Module):
         self.latent_shape = (self.codec.channels, latent_size, latent_size)
 
     # ---- conditioning ----------------------------------------------------------------------
-    def encode_guidance(self, guidance: dict[str, torch.Tensor]) -> torch.Tensor:
+    def encode_guidance(
+        self, guidance: dict[str, torch.Tensor], chunk: int | None = None
+    ) -> torch.Tensor:
         """Per-type encoders, summed (CHAMP's fusion): ``[B, F, ...]`` -> ``[B*F, ...]``.
 
         Because the fusion is a plain sum, a subset of the trained types is valid input: the
@@ -136,12 +138,17 @@ class ChampModel(nn.Module):
                 f"guidance {sorted(guidance)} does not fit this model: it has encoders for "
                 f"{sorted(self.guidance_encoders)} (give at least one of them, no other)"
             )
-        feats = [
-            enc(guidance[g].flatten(0, 1))
-            for g, enc in self.guidance_encoders.items()
-            if g in guidance
-        ]
-        return torch.stack(feats).sum(0)
+        total = None
+        for g, enc in self.guidance_encoders.items():
+            if g not in guidance:
+                continue
+            x = guidance[g].flatten(0, 1)
+            if chunk and x.shape[0] > chunk:  # bounded activation memory for long clips
+                feat = torch.cat([enc(part) for part in x.split(chunk)])
+            else:
+                feat = enc(x)
+            total = feat if total is None else total + feat
+        return total
 
     def encode_reference(self, reference: torch.Tensor, keep: torch.Tensor) -> dict:
         """CLIP embedding (zeroed where ``keep`` is 0) and the reference bank from one pass of
@@ -162,10 +169,12 @@ class ChampModel(nn.Module):
         return bank
 
     def encode_conditions(
-        self, reference: torch.Tensor, guidance: dict, keep: torch.Tensor
+        self, reference: torch.Tensor, guidance: dict, keep: torch.Tensor, chunk: int | None = None
     ) -> dict:
+        """``chunk``: encode guidance that many frames at a time (upstream's
+        ``guidance_process_size``)."""
         cond = self.encode_reference(reference, keep)
-        cond["guidance"] = self.encode_guidance(guidance)
+        cond["guidance"] = self.encode_guidance(guidance, chunk)
         return cond
 
     @staticmethod
