@@ -14,6 +14,7 @@ from torch import Tensor
 
 from motioncore.diffusion import NoiseSchedule, diffusion_loss, sample
 from motioncore.metrics import lpips_or_none, psnr, ssim
+from motioncore.train import round_seed
 from stdiff.media import write_prediction_media
 from stdiff.model.stdiff import STDiffModel
 
@@ -219,7 +220,7 @@ class STDiffModule(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         vo, idx_o, vp, idx_p = batch["vo"], batch["idx_o"], batch["vp"], batch["idx_p"]
         n = self.eval_cfg["num_samples"]
-        g = torch.Generator().manual_seed(batch_idx)
+        g = torch.Generator().manual_seed(round_seed(self, batch_idx))  # SEEDS=N: one per round
         preds = self.predict(vo, idx_o, idx_p, n, generator=g)  # [B, N, K, C, H, W]
         for name, value in video_metrics(preds, vp, vo[:, -1]).items():
             self.log(name, value, batch_size=vo.shape[0])
