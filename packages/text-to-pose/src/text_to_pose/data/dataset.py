@@ -7,6 +7,7 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
+from motioncore.masking import length_mask
 from text_to_pose.data.index import Record
 from text_to_pose.data.pose_io import read_pose
 from text_to_pose.data.tokenizer import PAD, HamNoSysTokenizer
@@ -69,14 +70,13 @@ class TextPoseDataset(Dataset):
             pose[row, : lengths[row]] = it["pose"]
             confidence[row, : lengths[row]] = it["confidence"]
             ids[row, : text_lengths[row]] = it["text_ids"]
-        arange = torch.arange(frames)
         return {
             "pose": pose,
             "confidence": confidence,
             "lengths": lengths,
-            "frame_valid": arange[None] < lengths[:, None],
+            "frame_valid": length_mask(lengths, frames),
             "text_ids": ids,
-            "text_valid": torch.arange(width)[None] < text_lengths[:, None],
+            "text_valid": length_mask(text_lengths, width),
             "texts": [it["text"] for it in items],
             "ids": [it["id"] for it in items],
         }
