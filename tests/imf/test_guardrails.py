@@ -81,3 +81,8 @@ def test_snapshot_restores_optimizer_state():
     opt.step()
     restore(state, {"layer": layer}, [opt])
     assert opt.state_dict()["state"][0]["step"] == 1
+
+
+def test_discriminator_signal_can_be_switched_off():
+    guard = CollapseGuard(every=1, patience=1, d_accuracy=None)
+    assert _run(guard, 3, l1=0.1, grad_norm=1.0, d_accuracy=1.0) == [None] * 3

@@ -36,7 +36,7 @@ class CollapseGuard:
     enabled: bool = True
     every: int = 50
     patience: int = 3
-    d_accuracy: float = 0.98
+    d_accuracy: float | None = 0.98  # None: do not watch the discriminator
     grad_norm: float = 1.0e3
     l1_rise_checks: int = 5
     action: str = "rollback"
@@ -75,7 +75,7 @@ class CollapseGuard:
             ("d_accuracy", self.d_accuracy, "discriminator accuracy"),
             ("grad_norm", self.grad_norm, "generator gradient norm"),
         ):
-            value = means.get(name)
+            value = means.get(name) if limit is not None else None
             over = value is not None and (value >= limit if name == "d_accuracy" else value > limit)
             self._streaks[name] = self._streaks[name] + 1 if over else 0
             if over and self._streaks[name] >= self.patience:

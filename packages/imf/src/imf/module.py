@@ -260,7 +260,7 @@ class IMFModule(pl.LightningModule):
         grad_norm = torch.linalg.vector_norm(
             torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
         )
-        signals = {"l1": float(out["train/l1"]), "grad_norm": float(grad_norm)}
+        signals = {"l1": float(out["train/l1"].detach()), "grad_norm": float(grad_norm)}
         if use_gan:
             accuracy = torch.stack(
                 [
