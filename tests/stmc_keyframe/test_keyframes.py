@@ -108,3 +108,61 @@ def test_smoothing_and_foot_lock_post_processes():
     joints[:, :, 10:12, 2] = 0.0
     locked = lock_feet(joints, torch.tensor([20]))
     torch.testing.assert_close(locked[0, :, 10, :2], locked[0, :1, 10, :2].expand(20, 2))
+
+
+def test_keyframes_inside_a_timeline(make_module, tiny_data):
+    from stmc_keyframe.timeline import Interval
+
+    module = make_module(tiny_data.stats).eval()
+    feats = tiny_data.test_set[0]["feats"][None]
+    n = feats.shape[1]
+    gt = smplrifke.decode(feats, torch.tensor([1.0]), torch.tensor([[-3.0, 1.0]])).joints
+    jm = torch.zeros(1, n, 22, dtype=torch.bool)
+    jm[0, [0, n // 2, n - 1]] = True
+    cut = (n // 3 + 0.5) / 20
+    timeline = [Interval("a person walks forward", 0.0, cut, ("legs",)),
+                Interval("a person waves", cut, (n + 0.5) / 20)]  # fmt: skip
+    out = module.generate_timelines([timeline], gt, jm, generator=torch.Generator().manual_seed(0),
+                                    num_steps=3)  # fmt: skip
+    assert out["lengths"].tolist() == [n] and out["joints"].shape == (1, n, 24, 3)
+    kf = out["keyframes"][0]
+    assert kf.sum() == 3
+    torch.testing.assert_close(out["joints"][0, kf, 0, :2], gt[0, kf, 0, :2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(out["joints"][0, kf, :22, 2], gt[0, kf, :22, 2], atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="timeline frames"):
+        module.generate_timelines([timeline], gt[:, :-1], jm[:, :-1], num_steps=1)
+
+
+def test_keyframe_jerk_ratio_sees_a_pop():
+    from stmc_keyframe.keyframes import keyframe_jerk_ratio
+
+    t = torch.linspace(0, 3, 60)
+    joints = torch.stack([torch.sin(t), torch.cos(2 * t), 0 * t], -1)[None, :, None].repeat(
+        1, 1, 2, 1
+    )
+    kf = torch.zeros(1, 60, dtype=torch.bool)
+    kf[0, 30] = True
+    smooth = keyframe_jerk_ratio(joints, kf, torch.tensor([60]))
+    assert 0.3 < float(smooth) < 3.0
+    popped = joints.clone()
+    popped[0, 30] += 0.05  # the keyframe is met but the frames around it are not
+    assert float(keyframe_jerk_ratio(popped, kf, torch.tensor([60]))) > 10 * float(smooth)
+    # frames past the length do not count
+    assert torch.isnan(keyframe_jerk_ratio(joints, kf, torch.tensor([3]))).all()
+
+
+def test_timeline_evaluation_logs_keyframe_metrics(make_module, tiny_data, monkeypatch):
+    module = make_module(tiny_data.stats).eval()
+    module.evaluation.update(n_timelines=2, num_steps=2)
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **kw: logged.__setitem__(name, value))
+    items = [tiny_data.test_set[i] for i in range(min(3, len(tiny_data.test_set)))]
+    batch = tiny_data.test_set.collate(items)
+    n = batch["feats"].shape[1]
+    gt = smplrifke.decode(batch["feats"]).joints
+    jm = torch.zeros(len(items), n, 22, dtype=torch.bool)
+    jm[:, [0, 10]] = True
+    module._timeline_test(batch, gt, jm, torch.Generator().manual_seed(0))
+    assert set(logged) == {"test/timeline_keyframe_error_m", "test/timeline_keyframe_jerk_ratio",
+                           "test/timeline_transition_jerk"}  # fmt: skip
+    assert 0 <= logged["test/timeline_keyframe_error_m"] < 1.0

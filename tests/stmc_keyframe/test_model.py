@@ -144,3 +144,14 @@ def test_overfits_one_batch(make_module, tiny_data):
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < losses[0] / 5, losses[::20]
+
+
+def test_missing_clip_weights_name_the_file_to_pass_and_switch_nothing(tmp_path):
+    from stmc_keyframe.model.text_encoder import TextEncoder
+
+    enc = TextEncoder("clip", clip_pretrained=str(tmp_path / "missing_vit_b32.bin"))
+    with pytest.raises(
+        FileNotFoundError, match="clip_pretrained=/path/to/open_clip_vit_b32.bin"
+    ) as e:
+        enc(["a person walks"])
+    assert "no other encoder is substituted" in str(e.value) and enc.dim == 512

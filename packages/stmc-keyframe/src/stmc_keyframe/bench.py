@@ -143,6 +143,11 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
             f"attention scores; load average {load_average()}",
         })  # fmt: skip
     steps = 5 if quick else 100
+    plan = process_timeline(parse_timeline(TIMELINE))
+
+    def n_crops(texted: bool) -> int:
+        return sum(bool(c.text) == texted for c in plan.crops)
+
     for sampler, n_steps, bf16, target in (
         ("ddpm", steps, False, 0.5),
         ("ddpm", steps, True, 0.5),
@@ -156,8 +161,9 @@ def benchmarks(quick: int | str = 0, repeats: int | str = 2, dpm_steps: int | st
             f"steps, batch 1, {'bf16 autocast' if bf16 else 'fp32'})",
             "seconds": seconds, "flops": flops, "peak_mem_gb": peak,
             "upstream_seconds": None if quick else UPSTREAM_SAMPLE_S, "target_ratio": target,
-            "notes": "10 crops: 6 text crops (cond+uncond) in one forward, 4 text-less crops "
-            "(cond == uncond) once in a second forward, each padded to its own longest crop; "
+            "notes": f"{n_crops(True)} text crops (cond+uncond) in one forward, "
+            f"{n_crops(False)} text-less crops (cond == uncond) once in a second forward, each "
+            "padded to its own longest crop; "
             "upstream: DDPM-100 fp32, cond and uncond as two calls per step"
             + ("; DPM-Solver++(2M) steps the stitched x0 (quality vs DDPM-100 not measured: "
                "random weights)" if sampler != "ddpm" else "")

