@@ -55,6 +55,10 @@ class BaseDataModule(pl.LightningDataModule):
             return self.per_device_batch_size
         return per_device_batch_size(global_batch_size, self._world_size())
 
+    def _on_gpu(self) -> bool:
+        """Page-locked batches make host-to-GPU copies asynchronous; on CPU they only cost."""
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+
     def _loader(self, dataset: Dataset | None, batch: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() did not create this split")
@@ -64,6 +68,7 @@ class BaseDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self._on_gpu(),
             collate_fn=getattr(dataset, "collate", None),
             drop_last=shuffle and len(dataset) >= batch,
         )
