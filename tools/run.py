@@ -87,15 +87,29 @@ def device_overrides(gpus: str, nodes: str) -> tuple[list[str], dict[str, str]]:
     return ["trainer=ddp", f"trainer.devices={count}", f"trainer.num_nodes={n_nodes}"], env
 
 
-def carried_overrides(ckpt: Path) -> list[str]:
-    """Model/data overrides of the training run that wrote ``ckpt`` (its .hydra/overrides.yaml)."""
+def recorded_overrides(ckpt: Path) -> list[str]:
+    """The overrides that built the model in ``ckpt``: its run's ``.hydra/overrides.yaml``, or,
+    for a checkpoint outside a run directory (an upstream importer's output), the
+    ``hydra_overrides`` list stored in the checkpoint itself."""
     overrides = ckpt.resolve().parent.parent / ".hydra" / "overrides.yaml"
-    if not overrides.is_file():
-        return []
-    import yaml
+    if overrides.is_file():
+        import yaml
 
+        return list(yaml.safe_load(overrides.read_text()) or [])
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a readable checkpoint: the entry point names the file and the fix
+        return []
+    stored = state.get("hydra_overrides") if isinstance(state, dict) else None
+    return [str(o) for o in stored] if isinstance(stored, list) else []
+
+
+def carried_overrides(ckpt: Path) -> list[str]:
+    """Model/data overrides of the training run (or importer) that wrote ``ckpt``."""
     kept = []
-    for item in yaml.safe_load(overrides.read_text()) or []:
+    for item in recorded_overrides(ckpt):
         key = item.split("=", 1)[0].lstrip("+~")
         if key.split(".", 1)[0] not in NOT_CARRIED:
             kept.append(item)
@@ -108,12 +122,7 @@ NOT_RESUMED = ("hydra", "ckpt_path", "init_from", "paths")
 
 def resumed_overrides(ckpt: Path) -> list[str]:
     """Every override of the run that wrote ``ckpt`` except where it wrote and what it loaded."""
-    overrides = ckpt.resolve().parent.parent / ".hydra" / "overrides.yaml"
-    if not overrides.is_file():
-        return []
-    import yaml
-
-    items = yaml.safe_load(overrides.read_text()) or []
+    items = recorded_overrides(ckpt)
     return [o for o in items if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in NOT_RESUMED]
 
 
