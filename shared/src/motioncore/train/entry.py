@@ -8,12 +8,21 @@ from collections.abc import Callable
 import hydra
 from hydra._internal.sources_registry import SourcesRegistry
 from hydra.core.plugins import Plugins  # noqa: F401  (initialises Hydra's plugin registry)
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from motioncore.train.experiments_source import ExperimentsConfigSource
 from motioncore.train.runner import run
 
 SourcesRegistry.instance().register(ExperimentsConfigSource)
+
+
+def _required(key: str, how: str) -> None:
+    raise ValueError(f"{key} is required by this experiment: {how}")
+
+
+# ``key: ${required:key,"how to pass it"}`` in an experiment: a value the user must give on the
+# command line. (A plain ``???`` cannot do this: merging ``???`` onto a default keeps the default.)
+OmegaConf.register_new_resolver("required", _required, replace=True)
 
 
 def hydra_entry(
