@@ -35,7 +35,7 @@ def clip_tokens(
             for i in range(0, len(x), chunk)
         ]
     )
-    return to_uint8(x[reference_index : reference_index + 1])[0], tokens.numpy()
+    return to_uint8(x[reference_index : reference_index + 1])[0], tokens.cpu().numpy()
 
 
 def encode_frames(

@@ -110,15 +110,15 @@ def export_decoder(
     _export(
         decoder, (tokens, *reference), out, ["tokens", *feature_names, *motion_names], ["frame"]
     )
-    feeds = {"tokens": tokens.numpy()}
-    feeds.update({n: t.numpy() for n, t in zip(feature_names + motion_names, reference)})
-    report = {"decoder": max_difference(out, feeds, [decoder(tokens, *reference).numpy()])}
+    feeds = {"tokens": tokens.cpu().numpy()}
+    feeds.update({n: t.cpu().numpy() for n, t in zip(feature_names + motion_names, reference)})
+    report = {"decoder": max_difference(out, feeds, [decoder(tokens, *reference).cpu().numpy()])}
     if reference_out is not None:
         encoder = ReferenceGraph(generator).eval()
         reference_out = Path(reference_out)
         _export(encoder, (frame,), reference_out, ["frame"], feature_names + motion_names)
         report["reference"] = max_difference(
-            reference_out, {"frame": frame.numpy()}, [t.numpy() for t in reference]
+            reference_out, {"frame": frame.cpu().numpy()}, [t.cpu().numpy() for t in reference]
         )
     return report
 
