@@ -354,16 +354,23 @@ class _Parsed(Exception):
 
 def check_argparse(prog: str, module: str, func: str, args: list[str]) -> str:
     """Run the script's entry with its parser stopped right after a successful parse."""
-    original = argparse.ArgumentParser.parse_args
+    originals = {
+        name: getattr(argparse.ArgumentParser, name)
+        for name in ("parse_args", "parse_intermixed_args")
+    }
 
-    def parse_then_stop(self, *a, **kw):
-        original(self, *a, **kw)
-        raise _Parsed
+    def stopping(name):
+        def parse_then_stop(self, *a, **kw):
+            originals[name](self, *a, **kw)
+            raise _Parsed
+
+        return parse_then_stop
 
     fn = getattr(importlib.import_module(module), func)
     saved = sys.argv
     sys.argv = [prog, *args]
-    argparse.ArgumentParser.parse_args = parse_then_stop
+    for name in originals:
+        setattr(argparse.ArgumentParser, name, stopping(name))
     try:
         with (
             contextlib.redirect_stderr(io.StringIO()) as err,
@@ -375,7 +382,8 @@ def check_argparse(prog: str, module: str, func: str, args: list[str]) -> str:
     except SystemExit:
         raise CommandError(f"{prog}: {err.getvalue().strip()[-600:]}") from None
     finally:
-        argparse.ArgumentParser.parse_args = original
+        for name, method in originals.items():
+            setattr(argparse.ArgumentParser, name, method)
         sys.argv = saved
     raise CommandError(f"{prog} finished without parsing its arguments with argparse")
 

@@ -76,5 +76,7 @@ def test_encode_decode_cli_round_trip(tiny_module_kwargs, tmp_path, capsys):
     assert frames.shape == (3, 32, 32, 3) and fps == pytest.approx(4.0)
     expected = decode_tokens(module.generator.eval(), data)
     assert np.abs(frames.astype(int) - expected).mean() < 6  # only the H.264 re-encode differs
-    with pytest.raises(FileNotFoundError, match="--ckpt runs/imf"):
+    with pytest.raises(
+        FileNotFoundError, match="nope.ckpt does not exist; pass a file such as runs/"
+    ):
         decode.main([str(tokens), "-o", str(out), "--ckpt", str(tmp_path / "nope.ckpt")])
