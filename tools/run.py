@@ -6,8 +6,9 @@ Usage (normally through make):
     python tools/run.py sample --model M --ckpt C [--exp E] [-- overrides]
 
 --check (make ... CHECK=1) runs nothing: it composes the config the command would run (an
-unknown key or group fails with Hydra's message) and, for train, splits the batches over the
-world size from GPUS x NODES, so a command can be validated on a laptop before a cluster run.
+unknown key or group fails with Hydra's message), runs the package's ``validate(cfg)`` of that
+entry point where it has one and, for train, splits the batches over the world size from
+GPUS x NODES, so a command can be validated on a laptop before a cluster run.
 """
 
 from __future__ import annotations
@@ -216,13 +217,21 @@ def compose(model: str, task: str, overrides: list[str]) -> Any:
 
 
 def check(model: str, task: str, overrides: list[str]) -> Any:
-    """Compose ``task``'s config and, for train, check its batches against the world size."""
+    """Compose ``task``'s config, run the package's own ``validate(cfg)`` of its entry point
+    (e.g. champ-guidance: guidance widths that fit the UNet, which guidance a sample gives) and,
+    for train, check its batches against the world size."""
     from motioncore.train import per_device_batch_size
 
     # the overrides as the console script hands them to Hydra (text-to-pose quotes HamNoSys)
     entry = importlib.import_module(f"{import_name(model)}.{task}").main
     argv_filter = getattr(entry, "argv_filter", None)
     cfg = compose(model, task, argv_filter(overrides) if argv_filter else overrides)
+    validate = getattr(entry, "validate", None)
+    if validate is not None:
+        try:
+            validate(cfg)
+        except (ValueError, OSError) as e:
+            sys.exit(f"error: {model} {task}: {e}")
     data = cfg.get("data") or {}
     if task == "train" and not data.get("per_device_batch_size"):
         world = world_size(cfg.trainer)

@@ -7,6 +7,7 @@ made by ``fixtures`` below.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import wave
 from pathlib import Path
@@ -54,7 +55,12 @@ def fixtures(tmp_path_factory) -> dict[str, str]:
     )
     write_pose(d / "first.pose", np.zeros((2, 75, 3)), np.ones((2, 75)), 25.0)
     sign = random_sign(np.random.default_rng(0), HamNoSysTokenizer())
+    sd15 = d / "stable-diffusion-v1-5"  # the configs of a diffusers SD-1.5 folder, no weights
+    for sub, config in (("unet", {"block_out_channels": [320, 640, 1280, 1280]}), ("vae", {})):
+        (sd15 / sub).mkdir(parents=True)
+        (sd15 / sub / "config.json").write_text(json.dumps(config))
     return {
+        "/path/to/stable-diffusion-v1-5": str(sd15),
         "<HamNoSys>": sign,
         "<file.pose>": str(d / "first.pose"),
         "me.png": str(d / "me.png"),
@@ -157,3 +163,61 @@ def test_test_full_keeps_the_marker_expression_one_argument(tmp_path):
     rc.check_pytest(argv[1:])
     with pytest.raises(rc.CommandError, match="-m"):
         rc.check_pytest(["-q", "-m", '"not', 'gpu"', "tests"])
+
+
+# --- package validation of the composed config (issue 12, defects 7 and 8) ----------------------
+
+
+def champ_section(fixtures, tmp_path, monkeypatch) -> tuple[list[rc.Command], list[str]]:
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(REPO / "experiments"))
+    commands = [c for c in rc.extract(README.read_text()) if c.section == "champ-guidance"]
+    assert commands, "README.md has no champ-guidance section"
+    return commands, rc.check_section(commands, rc.Context(tmp_path, fixtures))
+
+
+def test_readme_check_fails_when_sd15_keeps_the_tiny_guidance_width(
+    fixtures, tmp_path, monkeypatch
+):
+    """Defect 7: ``model=sd15`` kept the tiny config's guidance_embedding_channels=32."""
+    real = runner.compose
+
+    def tiny_width(model, task, overrides):
+        cfg = real(model, task, overrides)
+        if model == "champ-guidance":
+            cfg.model.net.guidance_embedding_channels = 32
+        return cfg
+
+    monkeypatch.setattr(runner, "compose", tiny_width)
+    commands, failures = champ_section(fixtures, tmp_path, monkeypatch)
+    sd15 = [c for c in commands if c.text.startswith("make") and "stable-diffusion" in c.text]
+    assert len(sd15) == 2 and len(failures) == len(sd15), "\n".join(failures)
+    for command, failure in zip(sd15, failures, strict=True):
+        assert failure.startswith(f"README.md:{command.line}:")
+        assert "guidance_embedding_channels=32 fits neither" in failure and "320" in failure
+
+
+def test_readme_check_fails_when_sampling_needs_every_trained_guidance_type(
+    fixtures, tmp_path, monkeypatch, caplog
+):
+    """Defect 8: a music-only sample of the music+pose model failed for the missing pose folder.
+    As written it passes with a note; with the old refusal put back, the README check fails."""
+    import champ_guidance.sample as champ_sample
+
+    with caplog.at_level(logging.WARNING):
+        _, failures = champ_section(fixtures, tmp_path / "as_written", monkeypatch)
+    assert failures == []
+    assert "['pose'] not given" in caplog.text and "dropped from the guidance sum" in caplog.text
+
+    real = champ_sample.given_guidance
+
+    def every_type_required(cfg):
+        given = real(cfg)
+        missing = sorted(set(cfg.guidance_types) - set(given))
+        if missing:
+            raise ValueError(f"guidance {missing} is required")
+        return given
+
+    monkeypatch.setattr(champ_sample, "given_guidance", every_type_required)
+    _, failures = champ_section(fixtures, tmp_path / "strict", monkeypatch)
+    assert len(failures) == 1 and "make sample" in failures[0], "\n".join(failures)
+    assert "guidance ['pose'] is required" in failures[0]

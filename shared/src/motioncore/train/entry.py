@@ -30,12 +30,16 @@ def hydra_entry(
     config_name: str,
     fn: Callable[[DictConfig], object] = run,
     argv_filter: Callable[[list[str]], list[str]] | None = None,
+    validate: Callable[[DictConfig], None] | None = None,
 ) -> Callable[[], object]:
     """``main`` for a console script: Hydra parses argv overrides and calls ``fn(cfg)``.
 
     ``config_path`` is a package resource path such as ``pkg://text_to_pose.configs``.
-    ``argv_filter`` rewrites the overrides before Hydra parses them; it is kept as
-    ``main.argv_filter`` so ``make ... CHECK=1`` composes exactly what the script would.
+    ``argv_filter`` rewrites the overrides before Hydra parses them. ``validate(cfg)`` is the
+    package's check of a composed config that ``make ... CHECK=1`` runs instead of ``fn``
+    (raising an error that names the key and the fix): the checks ``fn`` itself makes where it
+    uses those values, done without building anything. Both are kept as ``main.argv_filter``
+    and ``main.validate``, so CHECK=1 composes and validates exactly what the script would run.
     """
 
     @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
@@ -48,4 +52,5 @@ def hydra_entry(
         return hydra_main()
 
     main.argv_filter = argv_filter
+    main.validate = validate
     return main
