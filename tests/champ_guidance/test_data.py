@@ -144,13 +144,17 @@ def test_generator_is_deterministic_and_writes_the_layout(generated):
     assert (item["guidance"]["pose"][0] - item["guidance"]["pose"][6]).abs().max() > 0.5
 
 
-def test_generator_reuses_a_complete_folder(generated, tmp_path):
-    from champ_guidance.data.synthetic import generate_split
+def test_builtin_dances_are_reused_and_rebuilt_when_a_setting_changes(tmp_path):
+    from champ_guidance.data.synthetic import builtin
 
-    first, _ = generated
-    mtime = (first / "videos/dance_000.mp4").stat().st_mtime_ns
-    generate_split(first, 1, seed=3, num_frames=12, fps=10.0, size=24, feature_set="onset")
-    assert (first / "videos/dance_000.mp4").stat().st_mtime_ns == mtime
+    tiny = dict(train_videos=1, test_videos=1, seed=3, num_frames=6, fps=10.0, size=16)
+    root = builtin(tmp_path / "d", **tiny, feature_set="onset").build()
+    video = root / "train/videos/dance_000.mp4"
+    mtime, first = video.stat().st_mtime_ns, video.read_bytes()
+    builtin(tmp_path / "d", **tiny, feature_set="onset").build()
+    assert video.stat().st_mtime_ns == mtime
+    builtin(tmp_path / "d", **{**tiny, "num_frames": 8}, feature_set="onset").build()
+    assert video.read_bytes() != first and (root / "test/videos/dance_000.mp4").is_file()
 
 
 def test_prepare_music_cli_writes_35d_features(generated, tmp_path, capsys):

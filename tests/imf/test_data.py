@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +48,15 @@ def test_generate_writes_mp4_splits_once(tmp_path):
     stamp = clips["train"][0].stat().st_mtime_ns
     assert generate(tmp_path, SPEC) == folder
     assert clips["train"][0].stat().st_mtime_ns == stamp  # cached, not regenerated
+
+
+def test_builtin_clips_are_rebuilt_when_a_knob_outside_the_folder_name_changes(tmp_path):
+    """``sprites`` is not in the folder name: the marker still tells the builds apart."""
+    folder = generate(tmp_path, SPEC)
+    first = (folder / "train/clip_0000.mp4").read_bytes()
+    other = dataclasses.replace(SPEC, sprites=SPEC.sprites + 1)
+    assert generate(tmp_path, other) == folder
+    assert (folder / "train/clip_0000.mp4").read_bytes() != first
 
 
 def test_video_and_frame_folder_loaders_agree(tmp_path):

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from motioncore.metrics import foot_skating_ratio
 from stmc_keyframe.data.amass import load_npz, read_annotations, resample
 from stmc_keyframe.data.builtin import build_builtin
-from stmc_keyframe.data.dataset import MotionTextDataset, crops_of_split
+from stmc_keyframe.data.dataset import MotionTextDataset, crops_of_split, encoded_motions
 from stmc_keyframe.data.procedural import random_motion, synthesize
 from stmc_keyframe.representation.skeleton import fk_axis_angle
 
@@ -30,6 +30,34 @@ def test_generator_is_deterministic(tmp_path):
         np.testing.assert_array_equal(
             np.load(f)["poses"], np.load(r2 / "motions" / f.name)["poses"]
         )
+
+
+def test_builtin_data_is_rebuilt_when_any_generator_setting_changes(tmp_path):
+    """Not only seed and count: another motion length range gives other motions."""
+    root = build_builtin(tmp_path / "d", n_motions=3, seed=1)
+    first = (root / "annotations.json").read_text()
+    assert (build_builtin(root, n_motions=3, seed=1) / "annotations.json").read_text() == first
+    build_builtin(root, n_motions=3, seed=1, seconds=(2.0, 2.5))
+    assert (root / "annotations.json").read_text() != first
+
+
+def test_feature_cache_follows_edited_and_added_motions(tmp_path):
+    root = build_builtin(tmp_path / "d", n_motions=3, seed=2, split_fractions=(1.0, 0.0))
+    feats = encoded_motions(root, "train", None)
+    assert sorted(feats) == ["000000", "000001", "000002"]
+    motion = dict(np.load(root / "motions/000001.npz"))
+    motion["poses"][:, 3:66] *= 0.5  # an edited motion: other joint rotations
+    np.savez(root / "motions/000001.npz", **motion)
+    edited = encoded_motions(root, "train", None)
+    assert not torch.allclose(edited["000001"], feats["000001"])
+    assert torch.equal(edited["000000"], feats["000000"])
+    table = json.loads((root / "annotations.json").read_text())
+    table["000009"] = {**table["000000"], "path": "motions/000009.npz"}
+    (root / "annotations.json").write_text(json.dumps(table))
+    (root / "motions/000009.npz").write_bytes((root / "motions/000000.npz").read_bytes())
+    (root / "splits/train.txt").write_text("000000\n000001\n000002\n000009\n")
+    crops = crops_of_split(root, "train", min_len=10)  # KeyError before the cache was keyed
+    assert "000009" in {c.keyid for c in crops}
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,15 @@ def test_generator_is_deterministic_and_splits_are_disjoint(tmp_path, tiny_corpu
     assert 8 <= min(lengths) and max(lengths) <= 90
 
 
+def test_builtin_corpus_is_rebuilt_when_a_setting_changes(tmp_path):
+    index = generate_corpus(tmp_path / "c", n_train=3, n_val=1, n_test=1, seed=3, fps=12.5)
+    first, stamp = index.read_bytes(), index.stat().st_mtime_ns
+    assert generate_corpus(tmp_path / "c", n_train=3, n_val=1, n_test=1, seed=3, fps=12.5) == index
+    assert index.stat().st_mtime_ns == stamp
+    generate_corpus(tmp_path / "c", n_train=3, n_val=1, n_test=1, seed=3, fps=10.0)
+    assert index.read_bytes() != first and '"fps": 10.0' in index.read_text()
+
+
 def _write_real_corpus(root, fmt):
     """A hand-made corpus in the real format: random poses + an index with three splits."""
     g = np.random.default_rng(0)

@@ -4,12 +4,19 @@
 ``batch / (devices x nodes)``, and a batch that does not divide is an error. Setting
 ``data.per_device_batch_size=N`` states the per-rank batch instead (train, val and test): every
 rank loads N, so the global batch grows with the world size and any GPU count works.
+
+Built-in data (``builtin_data``) is generated in ``prepare_data``, which Lightning runs on local
+rank 0 only before any ``setup``, so DDP ranks never write the same files; ``setup`` only reads.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
+
+from motioncore.data import BuiltinData
 
 
 def per_device_batch_size(
@@ -45,6 +52,30 @@ class BaseDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.per_device_batch_size = per_device_batch_size
+
+    def builtin_data(self) -> BuiltinData | None:
+        """The generated data set this module reads; None when it reads a user's folder."""
+        return None
+
+    def prepare_data(self) -> None:
+        builtin = self.builtin_data()
+        if builtin is not None:
+            builtin.build()
+
+    def builtin_root(self) -> Path:
+        """For ``setup``: the folder ``prepare_data`` built. Used without a Trainer (scripts,
+        notebooks: one process) a missing build is made here; under a Trainer it is an error."""
+        builtin = self.builtin_data()
+        if builtin.is_built():
+            return builtin.root
+        if self.trainer is None:
+            return builtin.build()
+        raise RuntimeError(
+            f"the built-in data at {builtin.root} is missing or was built by other settings "
+            "after prepare_data(): on several nodes without a shared filesystem keep "
+            "prepare_data_per_node on, and give concurrent runs with other data settings "
+            "different paths.data_dir folders"
+        )
 
     def _world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1

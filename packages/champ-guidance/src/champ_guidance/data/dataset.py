@@ -21,7 +21,8 @@ from champ_guidance.data.layout import (
     read_pose,
     read_video,
 )
-from champ_guidance.data.synthetic import generate_split
+from champ_guidance.data.synthetic import builtin
+from motioncore.data import BuiltinData
 from motioncore.train import BaseDataModule
 
 BEAT_CHANNEL_EDGE35 = 34  # beat one-hot of the 35-d recipe
@@ -269,26 +270,27 @@ class ChampDataModule(BaseDataModule):
             holdout_videos,
         )
 
+    def builtin_data(self) -> BuiltinData | None:
+        if self.train_data_dir is not None:
+            return None
+        s = self.synthetic
+        feature_set = "onset" if self._music_channels() == 1 else "edge35"
+        size = self.common["resolution"]
+        return builtin(
+            self.synthetic_dir / f"{size}px_{feature_set}",
+            train_videos=s["train_videos"],
+            test_videos=s["test_videos"],
+            seed=s["seed"],
+            num_frames=s["num_frames"],
+            fps=s["fps"],
+            size=size,
+            feature_set=feature_set,
+        )
+
     def _roots(self) -> dict[str, Path]:
         if self.train_data_dir is None:
-            s = self.synthetic
-            feature_set = "onset" if self._music_channels() == 1 else "edge35"
-            size = self.common["resolution"]
-            roots = {}
-            for split, n, seed in (
-                ("train", s["train_videos"], s["seed"]),
-                ("test", s["test_videos"], s["seed"] + 1),
-            ):
-                roots[split] = generate_split(
-                    self.synthetic_dir / f"{size}px_{feature_set}" / split,
-                    n,
-                    seed,
-                    s["num_frames"],
-                    s["fps"],
-                    size,
-                    feature_set,
-                )
-            return roots
+            root = self.builtin_root()
+            return {"train": root / "train", "test": root / "test"}
         root = Path(self.train_data_dir)
         if not root.is_dir():
             raise FileNotFoundError(f"train_data_dir={root} does not exist")

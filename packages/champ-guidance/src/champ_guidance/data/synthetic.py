@@ -3,14 +3,13 @@
 Per video: a beat track (WAV, :mod:`.audio`), a figure whose key poses land on the beats
 (:mod:`.figure`), its rendered mp4, per-frame whole-body keypoints as JSON, librosa music
 features computed from the WAV, and a reference image (the same dancer in its rest pose).
-Everything is a pure function of ``seed``; a finished folder is marked and reused.
+Everything is a pure function of ``seed`` and the sizes; :func:`builtin` builds the train and
+test splits once (``motioncore.data.build_once``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,7 @@ from champ_guidance.data.layout import (
     write_video,
 )
 from champ_guidance.data.music_features import music_features, write_feature_frames
-
-log = logging.getLogger(__name__)
-DONE = ".complete.json"
+from motioncore.data import BuiltinData
 
 
 def generate_video(
@@ -75,26 +72,43 @@ def generate_split(
     size: int,
     feature_set: str = "edge35",
 ) -> Path:
-    """Generate ``num_videos`` videos into ``root`` unless a complete copy with the same
-    settings is already there (then nothing is written)."""
+    """Write ``num_videos`` videos into ``root``; video ``v`` is a pure function of
+    ``(seed, v)`` and the sizes."""
     root = Path(root)
-    settings = dict(
-        num_videos=num_videos,
+    for v in range(num_videos):
+        generate_video(
+            root, f"dance_{v:03d}", seed * 100_003 + v, num_frames, fps, size, feature_set
+        )
+    return root
+
+
+def _write_splits(root: Path, train_videos: int, test_videos: int, seed: int, **video) -> None:
+    generate_split(root / "train", train_videos, seed, **video)
+    generate_split(root / "test", test_videos, seed + 1, **video)
+
+
+def builtin(
+    root: Path,
+    train_videos: int,
+    test_videos: int,
+    seed: int,
+    num_frames: int,
+    fps: float,
+    size: int,
+    feature_set: str = "edge35",
+) -> BuiltinData:
+    """``root/train`` (seeded by ``seed``) and ``root/test`` (``seed + 1``), built once and
+    rebuilt when any setting changes."""
+    spec = dict(
+        train_videos=train_videos,
+        test_videos=test_videos,
         seed=seed,
         num_frames=num_frames,
         fps=fps,
         size=size,
         feature_set=feature_set,
     )
-    marker = root / DONE
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
-        return root
-    if root.exists():
-        shutil.rmtree(root)
-    log.info("generating %d synthetic dance videos in %s", num_videos, root)
-    for v in range(num_videos):
-        generate_video(
-            root, f"dance_{v:03d}", seed * 100_003 + v, num_frames, fps, size, feature_set
-        )
-    marker.write_text(json.dumps(settings))
-    return root
+    # train/.complete.json: the marker the previous generator wrote into each split
+    return BuiltinData(
+        Path(root), spec, partial(_write_splits, **spec), replaces=("train/.complete.json",)
+    )

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from imf.data.synthetic import SyntheticSpec, generate
+from imf.data.synthetic import SyntheticSpec, builtin
 from imf.data.video_io import find_clips, read_clip
+from motioncore.data import BuiltinData
 from motioncore.train import BaseDataModule
 
 log = logging.getLogger(__name__)
@@ -142,11 +143,13 @@ class IMFDataModule(BaseDataModule):
         self.val_clips, self.test_clips = val_clips, test_clips
         self.synthetic = SyntheticSpec(**(synthetic or {}))
 
+    def builtin_data(self) -> BuiltinData | None:
+        return (
+            None if self.root is not None else builtin(Path(self.data_dir) / "imf", self.synthetic)
+        )
+
     def split_paths(self) -> dict[str, list[Path]]:
-        if self.root is None:
-            root = generate(Path(self.data_dir) / "imf", self.synthetic)
-        else:
-            root = Path(self.root)
+        root = self.builtin_root() if self.root is None else Path(self.root)
         if all((root / s).is_dir() for s in ("train", "val", "test")):
             return {s: find_clips(root / s) for s in ("train", "val", "test")}
         clips = find_clips(root)

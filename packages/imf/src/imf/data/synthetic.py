@@ -9,17 +9,15 @@ frame alone (the zero-motion baseline) cannot predict the current frame, while a
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import map_coordinates, zoom
 
 from imf.data.video_io import write_video
-
-log = logging.getLogger(__name__)
+from motioncore.data import BuiltinData
 
 SPLITS = ("train", "val", "test")
 VERSION = 1
@@ -145,18 +143,28 @@ def render_clip(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def generate(root: Path, spec: SyntheticSpec) -> Path:
-    """Write ``root/<spec folder>/{train,val,test}/clip_XXXX.mp4`` unless already complete."""
-    folder = Path(root) / spec.folder_name()
-    marker = folder / "spec.json"
-    if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
-        return folder
-    log.info("generating synthetic IMF clips in %s", folder)
+def write_clips(folder: Path, spec: SyntheticSpec) -> None:
+    """Write ``folder/{train,val,test}/clip_XXXX.mp4``; clip ``i`` of split ``k`` is a pure
+    function of ``(seed, k, i)``."""
     counts = {"train": spec.train_clips, "val": spec.val_clips, "test": spec.test_clips}
     for split_index, split in enumerate(SPLITS):
         (folder / split).mkdir(parents=True, exist_ok=True)
         for index in range(counts[split]):
             rng = np.random.default_rng([spec.seed, split_index, index])
             write_video(folder / split / f"clip_{index:04d}.mp4", render_clip(spec, rng), spec.fps)
-    marker.write_text(json.dumps(asdict(spec), indent=2) + "\n")
-    return folder
+
+
+def builtin(root: Path, spec: SyntheticSpec) -> BuiltinData:
+    """The clips of ``spec`` under ``root/<spec folder>``, rebuilt when any knob changes."""
+    return BuiltinData(
+        Path(root) / spec.folder_name(),
+        asdict(spec),
+        partial(write_clips, spec=spec),
+        VERSION,
+        replaces=("spec.json",),
+    )
+
+
+def generate(root: Path, spec: SyntheticSpec) -> Path:
+    """Build (once) and return the folder of ``spec``'s clips under ``root``."""
+    return builtin(root, spec).build()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from motioncore.data import BuiltinData
 from stmc_keyframe.data.procedural import describe, random_motion
 
-log = logging.getLogger(__name__)
+VERSION = 2  # bump when the generator's output changes
 
 
-def build_builtin(
+def builtin(
     root: str | Path,
     n_motions: int = 300,
     seed: int = 0,
@@ -21,16 +22,39 @@ def build_builtin(
     n_segments: tuple[int, int] = (1, 2),
     seconds: tuple[float, float] = (2.0, 3.5),
     split_fractions: tuple[float, float] = (0.8, 0.1),
-) -> Path:
-    """Generate ``n_motions`` into ``root`` unless a complete copy is already there.
+) -> BuiltinData:
+    """The procedural data set at ``root``, rebuilt when any of these settings changes."""
+    spec = dict(
+        n_motions=n_motions,
+        seed=seed,
+        source_fps=source_fps,
+        n_segments=list(n_segments),
+        seconds=list(seconds),
+        split_fractions=list(split_fractions),
+    )
+    return BuiltinData(
+        Path(root), spec, partial(write_motions, **spec), VERSION, replaces=(".complete",)
+    )
+
+
+def build_builtin(root: str | Path, **settings) -> Path:
+    """Build (once) and return the procedural data set at ``root`` (settings of :func:`builtin`)."""
+    return builtin(root, **settings).build()
+
+
+def write_motions(
+    root: Path,
+    n_motions: int,
+    seed: int,
+    source_fps: float,
+    n_segments: list[int],
+    seconds: list[float],
+    split_fractions: list[float],
+) -> None:
+    """Write ``n_motions`` procedural motions, their annotations and splits into ``root``.
 
     Each motion gets one annotation per segment plus one for the whole composed motion.
     """
-    root = Path(root)
-    done = root / ".complete"
-    if done.is_file():
-        return root
-    log.info("generating %d procedural motions into %s", n_motions, root)
     (root / "motions").mkdir(parents=True, exist_ok=True)
     (root / "splits").mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -67,5 +91,3 @@ def build_builtin(
     for name, ids in splits.items():
         (root / "splits" / f"{name}.txt").write_text("\n".join(ids) + "\n")
     (root / "annotations.json").write_text(json.dumps(table, indent=1))
-    done.write_text("ok\n")
-    return root

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from motioncore.data import BuiltinData, source_fingerprint
 from motioncore.train import BaseDataModule
 from stmc_keyframe.data.amass import (
     FPS,
@@ -17,7 +20,7 @@ from stmc_keyframe.data.amass import (
     load_npz,
     read_annotations,
 )
-from stmc_keyframe.data.builtin import build_builtin
+from stmc_keyframe.data.builtin import builtin
 from stmc_keyframe.representation import smplrifke
 
 log = logging.getLogger(__name__)
@@ -75,19 +78,29 @@ class MotionTextDataset(Dataset):
 def encoded_motions(
     root: Path, split: str, body_model: SmplxJoints | None
 ) -> dict[str, torch.Tensor]:
-    """SMPL-RIFKE features of every motion of a split, cached next to the data (rebuilt when
-    the cache is missing; delete ``features_*.pt`` after editing the motion files)."""
+    """SMPL-RIFKE features of every motion of a split, cached next to the data and keyed by the
+    split's motion files (path, size, mtime): editing, adding or removing a motion recomputes."""
+    records = read_annotations(root, split)
+    key = {
+        "keyids": {rec.keyid: os.path.relpath(rec.path, root) for rec in records},
+        "sources": source_fingerprint(root, [rec.path for rec in records]),
+    }
     cache = root / f"features_{split}_{'smplx' if body_model else 'skeleton'}.pt"
     if cache.is_file():
-        return torch.load(cache, weights_only=True)
+        stored = torch.load(cache, weights_only=True)
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return stored["features"]
+        log.info("recomputing %s: the motion files of the %s split changed", cache, split)
     out = {}
-    for rec in read_annotations(root, split):
+    for rec in records:
         poses, trans = load_npz(rec.path, FPS)
         joints, rot = joints_and_rotations(poses, trans, body_model)
         out[rec.keyid] = smplrifke.encode(joints, rot)
-    tmp = cache.with_suffix(".tmp")
-    torch.save(out, tmp)
-    tmp.replace(cache)
+    # a unique temporary name: DDP ranks computing the same cache never share a partial file
+    fd, tmp = tempfile.mkstemp(prefix=f".{cache.name}.", dir=root)
+    os.close(fd)
+    torch.save({"key": key, "features": out}, tmp)
+    os.replace(tmp, cache)
     return out
 
 
@@ -139,19 +152,32 @@ class MotionDataModule(BaseDataModule):
         self.drop, self.max_test_items = drop_motion_perc, max_test_items
         self.stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def data_root(self) -> Path:
+    def builtin_data(self) -> BuiltinData | None:
         if self.root is not None:
-            return Path(self.root)
+            return None
         tag = "procedural_v2_s{seed}_n{n_motions}".format(
             **{"seed": 0, "n_motions": 300, **self.builtin}
         )
-        return build_builtin(self.data_dir / "stmc-keyframe" / tag, **self.builtin)
+        return builtin(self.data_dir / "stmc-keyframe" / tag, **self.builtin)
+
+    def data_root(self) -> Path:
+        return Path(self.root) if self.root is not None else self.builtin_root()
+
+    def _body_model(self) -> SmplxJoints | None:
+        return SmplxJoints(self.body_model_path) if self.body_model_path else None
+
+    def prepare_data(self) -> None:
+        """Build the built-in data, then the feature caches of every split (local rank 0)."""
+        super().prepare_data()
+        body = self._body_model()
+        for split in ("train", "val", "test"):
+            encoded_motions(self.data_root(), split, body)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         root = self.data_root()
-        body = SmplxJoints(self.body_model_path) if self.body_model_path else None
+        body = self._body_model()
         train = crops_of_split(root, "train", self.min_len, body)
         val = crops_of_split(root, "val", self.min_len, body)
         test = crops_of_split(root, "test", self.min_len, body)

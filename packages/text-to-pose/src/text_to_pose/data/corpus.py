@@ -1,22 +1,21 @@
 """The built-in corpus: random HamNoSys signs performed by the procedural signer, written in
-the real on-disk format (``.pose`` files + ``index.jsonl``) and cached until deleted."""
+the real on-disk format (``.pose`` files + ``index.jsonl``), built once per generator setting."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from motioncore.data import BuiltinData
 from text_to_pose.data.notation import parse_sign, random_sign
 from text_to_pose.data.pose_io import write_pose
 from text_to_pose.data.signer import SignerStyle, perform
 from text_to_pose.data.tokenizer import HamNoSysTokenizer
 
-log = logging.getLogger(__name__)
 VERSION = 1  # bump when the generator changes, so stale caches are not reused
 
 
@@ -26,7 +25,7 @@ def corpus_dir(cache_dir: str | Path, **params) -> Path:
     return Path(cache_dir) / f"synthetic-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def generate_corpus(
+def corpus(
     out_dir: str | Path,
     n_train: int = 2000,
     n_val: int = 64,
@@ -34,20 +33,44 @@ def generate_corpus(
     signers_per_text: int = 1,
     seed: int = 0,
     fps: float = 25.0,
-) -> Path:
-    """Write the corpus into ``out_dir`` (skipped when its index exists); returns the index.
+) -> BuiltinData:
+    """The corpus of these settings at ``out_dir``, built once and rebuilt when one changes."""
+    if min(n_train, n_val, n_test) < 1 or signers_per_text < 1:
+        raise ValueError("n_train, n_val, n_test and signers_per_text must all be >= 1")
+    spec = dict(
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        signers_per_text=signers_per_text,
+        seed=seed,
+        fps=fps,
+    )
+    # index.jsonl without a build marker: a corpus of the previous (index-last) generator
+    return BuiltinData(
+        Path(out_dir), spec, partial(write_corpus, **spec), VERSION, replaces=("index.jsonl",)
+    )
+
+
+def generate_corpus(out_dir: str | Path, **settings) -> Path:
+    """Build (once) the corpus of ``settings`` (see :func:`corpus`) and return its index."""
+    return corpus(out_dir, **settings).build() / "index.jsonl"
+
+
+def write_corpus(
+    out_dir: Path,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    signers_per_text: int,
+    seed: int,
+    fps: float,
+) -> None:
+    """Write the ``.pose`` files and ``index.jsonl`` into ``out_dir``.
 
     Texts are unique and each belongs to one split, so no sign (and no recording) is shared
     between train, val and test. Training texts are performed by ``signers_per_text`` signers;
     every recording draws its own signer style. Same arguments, same bytes.
     """
-    out_dir = Path(out_dir)
-    index = out_dir / "index.jsonl"
-    if index.is_file():
-        return index
-    if min(n_train, n_val, n_test) < 1 or signers_per_text < 1:
-        raise ValueError("n_train, n_val, n_test and signers_per_text must all be >= 1")
-    log.info("generating the synthetic HamNoSys corpus in %s", out_dir)
     tokenizer = HamNoSysTokenizer()
     rng = np.random.default_rng(seed)
     texts: dict[str, None] = {}
@@ -70,7 +93,6 @@ def generate_corpus(
             write_pose(out_dir / name, data, confidence, fps)
             rows.append({"pose": name, "text": text, "split": split, "fps": fps})
             recording += 1
-    tmp = index.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    os.replace(tmp, index)  # the index appears only once every pose file is written
-    return index
+    (out_dir / "index.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
+    )

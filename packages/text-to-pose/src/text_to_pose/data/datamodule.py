@@ -7,8 +7,9 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
+from motioncore.data import BuiltinData
 from motioncore.train import BaseDataModule
-from text_to_pose.data.corpus import corpus_dir, generate_corpus
+from text_to_pose.data.corpus import corpus, corpus_dir
 from text_to_pose.data.dataset import LengthBucketBatchSampler, TextPoseDataset
 from text_to_pose.data.index import SPLITS, find_index, read_index
 
@@ -40,14 +41,16 @@ class TextPoseDataModule(BaseDataModule):
         self.synthetic = dict(synthetic or {})
         self.fps, self.max_frames, self.max_text_len = fps, max_frames, max_text_len
 
+    def builtin_data(self) -> BuiltinData | None:
+        if self.root is not None:
+            return None
+        params = {**self.synthetic, "fps": self.fps}
+        return corpus(corpus_dir(self.cache_dir, **params), **params)
+
     def index_path(self) -> Path:
         if self.root is not None:
             return find_index(self.root, self.index)
-        params = {**self.synthetic, "fps": self.fps}
-        return generate_corpus(corpus_dir(self.cache_dir, **params), **params)
-
-    def prepare_data(self) -> None:
-        self.index_path()
+        return self.builtin_root() / "index.jsonl"
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
