@@ -131,10 +131,29 @@ def test_datamodule_writes_builtin_data_once(tmp_path):
         generator=gen,
         batch_size=2,
     )
+    dm.prepare_data()
     dm.setup()
-    stamp = (tmp_path / "d/.complete").stat().st_mtime_ns
+    stamp = (tmp_path / "d/.build.json").stat().st_mtime_ns
+    dm.prepare_data()
     dm.setup()
-    assert (tmp_path / "d/.complete").stat().st_mtime_ns == stamp
+    assert (tmp_path / "d/.build.json").stat().st_mtime_ns == stamp
     batch = next(iter(dm.train_dataloader()))
     assert batch["vo"].shape == (2, 2, 1, 32, 32) and batch["vp"].shape == (2, 2, 1, 32, 32)
     assert dm.test_set[0]["vp"].shape[0] == 6
+
+
+def test_builtin_data_is_rebuilt_when_a_generator_setting_changes(tmp_path):
+    """A cache of 2 training clips is not reused when 3 are asked for, nor for another seed."""
+    root = tmp_path / "d"
+
+    def prepare(train: int, seed: int) -> list[bytes]:
+        gen = MovingShapesGenerator(
+            {"train": train, "val": 1, "test": 1}, length=6, size=16, glyph_size=4, seed=seed
+        )
+        VideoDataModule(str(root), image_size=[16, 16], generator=gen).prepare_data()
+        assert len(list((root / "train").iterdir())) == train
+        return [p.read_bytes() for p in sorted((root / "train/seq_00000").iterdir())]
+
+    first = prepare(2, seed=0)
+    assert prepare(3, seed=0) == first
+    assert prepare(3, seed=1) != first

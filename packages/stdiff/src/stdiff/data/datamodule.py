@@ -1,15 +1,16 @@
 """DataModule over range-image folders, frame folders or video files (built-in data generated once).
 
 ``root`` holds ``train/``, ``val/`` and ``test/`` sub-folders of sequences. With a ``generator``
-(a synthetic data writer) the folders are written on first use and reused afterwards.
+(a synthetic data writer) the folders are written once by ``prepare_data`` and reused while
+the generator's settings are unchanged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from motioncore.data import BuiltinData
 from motioncore.train import BaseDataModule
 from stdiff.data.clips import ClipDataset
 from stdiff.data.formats import find_sequences, list_sequences
@@ -46,7 +47,8 @@ class VideoDataModule(BaseDataModule):
     image_size: [H, W] frames are resized to. channels: 1 (grey/range) or 3 (RGB).
     To, Tp: observed and predicted frames in training; rand_Tp: future frames drawn per clip.
     test_Tp: predicted frames in val/test (long horizons are rolled out chunk by chunk).
-    generator: synthetic data writer (``write(root)``) used when ``root`` is missing.
+    generator: synthetic data writer (``write(root)``): ``prepare_data`` writes its output to
+        ``root`` once and again whenever one of its settings changes.
     max_sequences: cap on sequences per split (quick runs and tests); null keeps all.
     split_ids: without train/ val/ test/ folders, the sequences found under ``root`` (sorted by
         name) are split by index: ``{"test": [...], "val": [...]}``, the rest train. Default:
@@ -85,13 +87,13 @@ class VideoDataModule(BaseDataModule):
         self.max_range, self.png_scale, self.max_sequences = max_range, png_scale, max_sequences
         self.split_ids = dict(split_ids or {})
 
-    def prepare_data(self) -> None:
-        done = self.root / ".complete"
-        if self.generator is None or done.is_file():
-            return
-        log.info("writing built-in %s data to %s (once)", type(self.generator).__name__, self.root)
-        self.generator.write(self.root)
-        done.write_text(json.dumps(vars(self.generator), default=str) + "\n")
+    def builtin_data(self) -> BuiltinData | None:
+        """The generator's output at ``root``, rebuilt when any generator setting changes."""
+        if self.generator is None:
+            return None
+        gen = type(self.generator)
+        spec = {"generator": f"{gen.__module__}.{gen.__qualname__}", **vars(self.generator)}
+        return BuiltinData(self.root, spec, self.generator.write, replaces=(".complete",))
 
     def sequences(self, split: str) -> list[Path]:
         if (self.root / "train").is_dir():
@@ -123,7 +125,8 @@ class VideoDataModule(BaseDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        self.prepare_data()
+        if self.generator is not None:
+            self.builtin_root()
         if stage in (None, "fit"):
             self.train_set = self.dataset("train")
         if stage in (None, "fit", "validate"):
