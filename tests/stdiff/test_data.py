@@ -97,7 +97,7 @@ def test_bad_inputs_name_the_problem(tmp_path):
     gen.write(tmp_path / "short")
     with pytest.raises(ValueError, match="no clip"):
         ClipDataset(list_sequences(tmp_path / "short/train", "frames"), "frames", 3, 3, (64, 64), 1)
-    with pytest.raises(FileNotFoundError, match="must also contain val/ and test/"):
+    with pytest.raises(FileNotFoundError, match="must also contain test/"):
         VideoDataModule(str(tmp_path / "short")).setup("test")
 
 

@@ -33,7 +33,13 @@ def observed_clips(cfg: DictConfig) -> torch.Tensor:
         seqs = [path] if single else list_sequences(path, data.format)
         clips = [
             load_sequence(
-                s, data.format, data.image_size, data.channels, data.max_range, data.png_scale
+                s,
+                data.format,
+                data.image_size,
+                data.channels,
+                data.max_range,
+                data.png_scale,
+                data.center_crop,
             )
             for s in seqs
         ]

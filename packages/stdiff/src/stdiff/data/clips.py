@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from stdiff.data.formats import count_frames, load_sequence
+from stdiff.data.formats import FrameRun, count_frames, load_sequence
 
 
 class ClipDataset(Dataset):
@@ -24,7 +24,7 @@ class ClipDataset(Dataset):
 
     def __init__(
         self,
-        sequences: list[Path],
+        sequences: list[Path | FrameRun],
         fmt: str,
         To: int,
         Tp: int,
@@ -34,6 +34,7 @@ class ClipDataset(Dataset):
         stride: int | None = None,
         max_range: float = 85.0,
         png_scale: float = 256.0,
+        center_crop: bool = False,
     ):
         if To < 1 or Tp < 1:
             raise ValueError(f"To and Tp must be >= 1, got To={To}, Tp={Tp}")
@@ -41,7 +42,7 @@ class ClipDataset(Dataset):
             raise ValueError(f"rand_Tp={rand_Tp} must lie in [1, Tp={Tp}]")
         self.fmt, self.To, self.Tp, self.rand_Tp = fmt, To, Tp, rand_Tp
         self.size, self.channels = tuple(size), channels
-        self.max_range, self.png_scale = max_range, png_scale
+        self.max_range, self.png_scale, self.center_crop = max_range, png_scale, center_crop
         self.sequences = list(sequences)
         stride = stride or To + Tp
         self.index: list[tuple[int, int]] = []
@@ -57,7 +58,13 @@ class ClipDataset(Dataset):
     @functools.lru_cache(maxsize=512)  # noqa: B019  (datasets live as long as the run)
     def _frames(self, s: int) -> torch.Tensor:
         return load_sequence(
-            self.sequences[s], self.fmt, self.size, self.channels, self.max_range, self.png_scale
+            self.sequences[s],
+            self.fmt,
+            self.size,
+            self.channels,
+            self.max_range,
+            self.png_scale,
+            self.center_crop,
         )
 
     def __len__(self) -> int:

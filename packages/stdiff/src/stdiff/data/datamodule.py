@@ -1,6 +1,7 @@
 """DataModule over range-image folders, frame folders or video files (built-in data generated once).
 
-``root`` holds ``train/``, ``val/`` and ``test/`` sub-folders of sequences. With a ``generator``
+``root`` holds sequences in one of the layouts of :mod:`stdiff.data.layouts` (split folders,
+upstream's KTH, BAIR, Cityscapes and KITTI layouts). With a ``generator``
 (a synthetic data writer) the folders are written once by ``prepare_data`` and reused while
 the generator's settings are unchanged.
 """
@@ -13,36 +14,17 @@ from pathlib import Path
 from motioncore.data import BuiltinData
 from motioncore.train import BaseDataModule
 from stdiff.data.clips import ClipDataset
-from stdiff.data.formats import find_sequences, list_sequences
+from stdiff.data.formats import FrameRun
+from stdiff.data.layouts import split_sequences
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
-KITTI_TEST_IDS = [10, 11, 12, 13]
-
-
-def split_by_ids(seqs: list[Path], split: str, ids: dict) -> list[Path]:
-    """One split of ``seqs`` chosen by index (see ``VideoDataModule.split_ids``)."""
-    n = len(seqs)
-    if n < 3 and not ids:
-        raise ValueError(
-            f"only {n} sequence(s) found; a train/val/test split needs 3: add sequences, set "
-            "data.split_ids={test: [..], val: [..]}, or make train/ val/ test/ folders"
-        )
-    test = list(ids.get("test", KITTI_TEST_IDS if n > 13 else [n - 1]))
-    rest = [i for i in range(n) if i not in test]
-    val = list(ids.get("val", rest[:2] if n > 13 else [rest[-1]]))
-    bad = [i for i in test + val if not 0 <= i < n]
-    if bad:
-        raise ValueError(f"data.split_ids {bad} out of range for {n} sequences")
-    chosen = {"test": test, "val": val}.get(split)
-    if chosen is None:
-        chosen = [i for i in rest if i not in val]
-    return [seqs[i] for i in chosen]
 
 
 class VideoDataModule(BaseDataModule):
     """Args:
-    root: data folder with train/val/test sequence folders (or video files).
+    root: data folder in one of the layouts of :mod:`stdiff.data.layouts`: train/ val/ test/
+        sequence folders (or video files), KTH action folders, BAIR train/ test/, Cityscapes
+        leftImg8bit_sequence, KITTI drives. layout: ``auto`` (detected) or one of those names.
     format: ``range``, ``frames`` or ``video`` (see stdiff.data.formats).
     image_size: [H, W] frames are resized to. channels: 1 (grey/range) or 3 (RGB).
     To, Tp: observed and predicted frames in training; rand_Tp: future frames drawn per clip.
@@ -50,10 +32,12 @@ class VideoDataModule(BaseDataModule):
     generator: synthetic data writer (``write(root)``): ``prepare_data`` writes its output to
         ``root`` once and again whenever one of its settings changes.
     max_sequences: cap on sequences per split (quick runs and tests); null keeps all.
-    split_ids: without train/ val/ test/ folders, the sequences found under ``root`` (sorted by
-        name) are split by index: ``{"test": [...], "val": [...]}``, the rest train. Default:
-        upstream's KITTI split (test = drives 10-13, val = the first two others) when there are
-        more than 13 sequences, else the last one is test and the one before val.
+    split_ids: layout ``drives``: the sequences found under ``root`` (sorted by name) are split
+        by index: ``{"test": [...], "val": [...]}``, the rest train. Default: upstream's KITTI
+        split (test = drives 10-13, val = the first two others) when there are more than 13
+        sequences, else the last one is test and the one before val.
+    center_crop: crop frames, centred, to the aspect ratio of ``image_size`` before resizing
+        (upstream's KTH transform; Cityscapes and KITTI frames were cropped offline upstream).
     """
 
     def __init__(
@@ -72,6 +56,8 @@ class VideoDataModule(BaseDataModule):
         png_scale: float = 256.0,
         max_sequences: int | None = None,
         split_ids: dict | None = None,
+        layout: str = "auto",
+        center_crop: bool = False,
         batch_size: int = 8,
         num_workers: int = 0,
         eval_batch_size: int | None = None,
@@ -86,6 +72,7 @@ class VideoDataModule(BaseDataModule):
         self.train_stride, self.generator = train_stride, generator
         self.max_range, self.png_scale, self.max_sequences = max_range, png_scale, max_sequences
         self.split_ids = dict(split_ids or {})
+        self.layout, self.center_crop = layout, center_crop
 
     def builtin_data(self) -> BuiltinData | None:
         """The generator's output at ``root``, rebuilt when any generator setting changes."""
@@ -95,17 +82,8 @@ class VideoDataModule(BaseDataModule):
         spec = {"generator": f"{gen.__module__}.{gen.__qualname__}", **vars(self.generator)}
         return BuiltinData(self.root, spec, self.generator.write, replaces=(".complete",))
 
-    def sequences(self, split: str) -> list[Path]:
-        if (self.root / "train").is_dir():
-            folder = self.root / split
-            if not folder.is_dir():
-                raise FileNotFoundError(
-                    f"{folder} is missing: data.root has train/ and must also contain val/ and "
-                    f"test/ folders of {self.format} sequences"
-                )
-            seqs = list_sequences(folder, self.format)
-        else:
-            seqs = split_by_ids(find_sequences(self.root, self.format), split, self.split_ids)
+    def sequences(self, split: str) -> list[Path | FrameRun]:
+        seqs = split_sequences(self.root, split, self.format, self.layout, self.split_ids)
         return seqs[: self.max_sequences] if self.max_sequences else seqs
 
     def dataset(self, split: str) -> ClipDataset:
@@ -122,6 +100,7 @@ class VideoDataModule(BaseDataModule):
             stride=self.train_stride if train else None,
             max_range=self.max_range,
             png_scale=self.png_scale,
+            center_crop=self.center_crop,
         )
 
     def setup(self, stage: str | None = None) -> None:

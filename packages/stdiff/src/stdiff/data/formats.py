@@ -4,7 +4,8 @@
   ``.png`` (metres * ``png_scale``, KITTI depth convention) per frame; frames are either directly
   in the folder or in ``<seq>/processed/range/`` (the layout of the KITTI range-image fork).
   0 marks "no return". Ranges map linearly from [0, max_range] to [-1, 1].
-- ``frames``: one folder per sequence of PNG/JPG frames (sorted by name).
+- ``frames``: one folder per sequence of PNG/JPG frames (sorted by name), or a :class:`FrameRun`
+  (the files of one sequence among others in a folder, as Cityscapes stores them).
 - ``video``: one video file per sequence (any format ffmpeg reads).
 - ``velodyne``: one folder per sequence of KITTI ``.bin`` scans (directly or in
   ``velodyne_points/data/``), projected to ``data.image_size`` range images while loading
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -27,6 +29,20 @@ FORMATS = ("range", "velodyne", "frames", "video")
 IMAGE_EXT = (".png", ".jpg", ".jpeg")
 RANGE_EXT = (".npy", ".png")
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+
+
+@dataclass(frozen=True)
+class FrameRun:
+    """One sequence given by its frame files (sorted), for folders that hold several."""
+
+    files: tuple[Path, ...]
+
+    @property
+    def name(self) -> str:
+        return self.files[0].stem
+
+    def __str__(self) -> str:
+        return f"{self.files[0].parent}/{self.files[0].name}..({len(self.files)} frames)"
 
 
 def range_frame_dir(seq: Path) -> Path:
@@ -69,7 +85,9 @@ def find_sequences(root: Path, fmt: str) -> list[Path]:
     return sorted(found, key=lambda p: (p.name, str(p)))
 
 
-def frame_files(seq: Path, fmt: str) -> list[Path]:
+def frame_files(seq: Path | FrameRun, fmt: str) -> list[Path]:
+    if isinstance(seq, FrameRun):
+        return list(seq.files)
     if fmt == "velodyne":
         return scan_files(seq)
     if fmt == "range":
@@ -97,6 +115,14 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode, **kw)
 
 
+def _center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The largest centred crop of [.., h, w] frames with the aspect ratio of ``size``."""
+    h, w = x.shape[-2:]
+    ch, cw = min(h, round(w * size[0] / size[1])), min(w, round(h * size[1] / size[0]))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
+
+
 def read_range(path: Path, png_scale: float) -> np.ndarray:
     try:
         if path.suffix.lower() == ".npy":
@@ -120,8 +146,11 @@ def load_sequence(
     channels: int,
     max_range: float = 85.0,
     png_scale: float = 256.0,
+    center_crop: bool = False,
 ) -> torch.Tensor:
-    """All frames of one sequence as [T, C, H, W] in [-1, 1] at ``size``."""
+    """All frames of one sequence as [T, C, H, W] in [-1, 1] at ``size``. ``center_crop``: frames
+    and videos are first cropped, centred, to the aspect ratio of ``size`` (upstream's KTH
+    transform: 120 x 160 -> 120 x 120 -> 64 x 64)."""
     if fmt == "velodyne":
         arrs = [project(read_bin(p), *size)[0] for p in frame_files(seq, fmt)]
         x = torch.from_numpy(np.stack(arrs))[:, None]
@@ -146,17 +175,23 @@ def load_sequence(
             raise ValueError(f"cannot decode video {seq}: {e}") from e
         files = [seq] * len(imgs)
     imgs = [_channels(i, channels, p) for i, p in zip(imgs, files, strict=True)]
-    _check_sizes(seq, files, imgs, size)
+    _check_sizes(seq, files, imgs, size, center_crop)
     x = torch.from_numpy(np.stack(imgs))
     x = x.permute(0, 3, 1, 2).float() / 255.0
+    if center_crop:
+        x = _center_crop(x, size)
     return (_resize(x, size, "bilinear") * 2 - 1).clamp(-1, 1).contiguous()
 
 
 def _check_sizes(
-    seq: Path, files: list[Path], frames: list[np.ndarray], size: tuple[int, int]
+    seq: Path | FrameRun,
+    files: list[Path],
+    frames: list[np.ndarray],
+    size: tuple[int, int],
+    center_crop: bool = False,
 ) -> None:
-    """All frames of a sequence share one size; another size than ``data.image_size`` is
-    resized, with a warning that names both (the aspect ratio may change)."""
+    """All frames of a sequence share one size; another aspect ratio than ``data.image_size``'s
+    is resized with a warning that names both, unless ``center_crop`` keeps it."""
     if not frames:
         return
     first = frames[0].shape[:2]
@@ -166,10 +201,11 @@ def _check_sizes(
                 f"{path} is {f.shape[0]}x{f.shape[1]} but {files[0]} is {first[0]}x{first[1]}: "
                 "all frames of a sequence must have one size; resize or remove the odd frames"
             )
-    if tuple(first) != tuple(size):
+    if first[0] * size[1] != first[1] * size[0] and not center_crop:
         warnings.warn(
             f"{seq}: frames are {first[0]}x{first[1]} (HxW), resized to data.image_size="
-            f"{size[0]}x{size[1]}; set data.image_size=[{first[0]},{first[1]}] to keep them",
+            f"{size[0]}x{size[1]}; set data.image_size=[{first[0]},{first[1]}] to keep them or "
+            "data.center_crop=true to crop them to that aspect ratio first",
             stacklevel=3,
         )
 
