@@ -15,6 +15,7 @@ from stmc_keyframe.keyframes import (
 )
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.rotations import rotate_xy
+from stmc_keyframe.timeline import Interval
 
 
 def test_anchor_recovers_a_rigid_yaw_and_shift():
@@ -166,3 +167,72 @@ def test_timeline_evaluation_logs_keyframe_metrics(make_module, tiny_data, monke
     assert set(logged) == {"test/timeline_keyframe_error_m", "test/timeline_keyframe_jerk_ratio",
                            "test/timeline_transition_jerk"}  # fmt: skip
     assert 0 <= logged["test/timeline_keyframe_error_m"] < 1.0
+
+
+def test_smooth_fill_meets_given_entries_without_a_kink():
+    from stmc_keyframe.keyframes import smooth_fill
+
+    n = 80
+    mask = torch.zeros(n, 3, dtype=torch.bool)
+    mask[[10, 25], 0] = True
+    mask[[10, 25], 1] = True
+    mask[5, 2] = True
+    residual = torch.zeros(n, 3)
+    residual[10, :2], residual[25, :2], residual[5, 2] = 1.0, -0.5, 2.0
+    fill = smooth_fill(residual, mask, length=6.0)
+    torch.testing.assert_close(fill[mask], residual[mask])
+    torch.testing.assert_close(fill[:, 0], fill[:, 1])  # one solve per mask pattern
+    # no kink at a given frame: the second difference there is that of a smooth curve
+    d2 = fill[2:, 0] - 2 * fill[1:-1, 0] + fill[:-2, 0]
+    assert float(d2[9].abs()) < 0.2
+    assert float(fill[-1, 0].abs()) < 0.01  # decays to zero far from the given frames
+
+
+def test_blend_keyframes_removes_the_pop_of_a_hard_overwrite():
+    from stmc_keyframe.keyframes import blend_keyframes, keyframe_jerk_ratio
+
+    n = 60
+    t = torch.arange(n, dtype=torch.float32)
+    x = torch.sin(t / 8)[None, :, None].expand(1, n, 3).clone()
+    values = x.clone()
+    mask = torch.zeros(1, n, 3, dtype=torch.bool)
+    mask[0, [15, 40]] = True
+    values[0, [15, 40]] += 0.5  # the keyframes sit off the generated motion
+    hard = torch.where(mask, values, x)
+    soft = blend_keyframes(x, values, mask, torch.tensor([n]), 6.0)
+    torch.testing.assert_close(soft[mask], values[mask])
+    kf = mask[..., 0]
+    as_joints = lambda f: f[..., None].expand(-1, -1, -1, 3)  # noqa: E731
+    hard_ratio = float(keyframe_jerk_ratio(as_joints(hard), kf, torch.tensor([n]))[0])
+    soft_ratio = float(keyframe_jerk_ratio(as_joints(soft), kf, torch.tensor([n]))[0])
+    assert hard_ratio > 10 and soft_ratio < hard_ratio / 5
+
+
+def test_sampling_refuses_num_steps_below_one(make_module):
+    module = make_module().eval()
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=f"num_steps={bad}.*num_steps=N with N >= 1"):
+            module.generate(["a person walks"], torch.tensor([10]), num_steps=bad)
+        with pytest.raises(ValueError, match=f"num_steps={bad}"):
+            module.generate_timelines([[Interval("walk", 0.0, 1.0)]], num_steps=bad)
+    assert module.resolve_num_steps(None) == module.d["num_steps"]
+
+
+def test_sample_refuses_seconds_of_no_frame():
+    from omegaconf import OmegaConf
+
+    from stmc_keyframe.sample import text_frames
+
+    for seconds in (0, 0.01, -1):
+        cfg = OmegaConf.create({"seconds": seconds, "keyframes": None})
+        with pytest.raises(ValueError, match=rf"seconds={seconds} gives -?\d+ frames.*seconds=3"):
+            text_frames(cfg)
+    assert text_frames(OmegaConf.create({"seconds": 2.0, "keyframes": None})) == 40
+    assert text_frames(OmegaConf.create({"seconds": 0, "keyframes": "kf.npy"})) == 0
+
+
+def test_timeline_interval_under_one_frame_is_named():
+    from stmc_keyframe.timeline import process_timeline
+
+    with pytest.raises(ValueError, match="'blink'.*under one frame"):
+        process_timeline([Interval("walk", 0.0, 2.0), Interval("blink", 1.0, 1.02)])

@@ -8,7 +8,8 @@ positions are honoured in three steps:
    the x0 estimate so that the *decoded and anchored* joints meet the keyframes; the gradient
    flows through the differentiable decoder into the root velocities of every earlier frame;
 3. the final motion is re-anchored (best rigid yaw + XY shift, 2D Procrustes) and, optionally,
-   its root XY gets the piecewise-linear correction that closes the remaining keyframe gap.
+   its root XY gets the smooth correction that closes the remaining keyframe gap; observed
+   features are put back on the keyframes and eased into their neighbours (no pop).
 """
 
 from __future__ import annotations
@@ -71,20 +72,69 @@ def _interp_rows(values: np.ndarray, frames: np.ndarray, length: int) -> np.ndar
     return np.stack([np.interp(t, frames, values[:, d]) for d in range(values.shape[1])], -1)
 
 
-def correct_trajectory(
-    joints: torch.Tensor, target: torch.Tensor, keyframes: torch.Tensor, lengths: torch.Tensor
+def smooth_fill(residual: torch.Tensor, mask: torch.Tensor, length: float) -> torch.Tensor:
+    """The smoothest [n, D] curve through ``residual`` at ``mask`` [n, D] (True = given).
+
+    Each column c equals the residual where given and elsewhere minimises
+    ``sum (c[t+1] - 2 c[t] + c[t-1])^2 + length^-4 sum c[t]^2``: a C2 spline-like fill (no
+    kink, so no jerk spike, at a given frame) that decays to zero away from the given ones
+    (e-folding over about 1.4 ``length`` frames). Columns with the same given frames share one solve.
+    """
+    n = len(residual)
+    d2 = torch.diff(torch.eye(n, dtype=torch.float64), n=2, dim=0)
+    a = d2.T @ d2 + torch.eye(n, dtype=torch.float64) * float(length) ** -4
+    out = torch.zeros(residual.shape, dtype=torch.float64, device=residual.device)
+    patterns, which = torch.unique(mask.T.cpu(), dim=0, return_inverse=True)
+    for p, given in enumerate(patterns):
+        if not given.any():
+            continue
+        cols = (which == p).nonzero()[:, 0]
+        k, free = given.nonzero()[:, 0], (~given).nonzero()[:, 0]
+        rk = residual[k][:, cols].double().cpu()
+        fill = torch.zeros(n, len(cols), dtype=torch.float64)
+        fill[k] = rk
+        if len(free):
+            fill[free] = -torch.linalg.solve(a[free][:, free], a[free][:, k] @ rk)
+        out[:, cols.to(out.device)] = fill.to(out.device)
+    return out.to(residual.dtype)
+
+
+def blend_keyframes(
+    x: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, length: float
 ) -> torch.Tensor:
-    """Add to every joint the piecewise-linear XY offset that puts the root on the keyframe
-    roots (constant before the first / after the last keyframe)."""
+    """Put the observed entries of ``x`` [B, T, F] back on ``values`` (where ``mask``) and ease
+    the neighbours in with :func:`smooth_fill` of the residual over ``length`` frames.
+
+    A hard overwrite at keyframe frames (or smoothing that blurs them) leaves a step between a
+    keyframe and the frames the model generated next to it: the pop CondMDI users report.
+    """
+    out = x.clone()
+    for b in range(len(x)):
+        n = int(lengths[b])
+        residual = (values[b, :n] - x[b, :n]) * mask[b, :n]
+        out[b, :n] = x[b, :n] + smooth_fill(residual, mask[b, :n].bool(), length)
+    return out
+
+
+def correct_trajectory(
+    joints: torch.Tensor,
+    target: torch.Tensor,
+    keyframes: torch.Tensor,
+    lengths: torch.Tensor,
+    length: float = 40.0,
+) -> torch.Tensor:
+    """Add to every joint the XY offset that puts the root on the keyframe roots: the
+    :func:`smooth_fill` of the root gaps (decaying over ``length`` frames beyond the first and
+    last keyframe). A piecewise-linear offset would kink the path at every keyframe."""
     out = joints.clone()
     for b in range(len(joints)):
-        frames = keyframes[b].nonzero()[:, 0].cpu().numpy()
-        if len(frames) == 0:
-            continue
-        gap = (target[b, frames, 0, :2] - joints[b, frames, 0, :2]).detach().cpu().numpy()
         n = int(lengths[b])
-        offset = torch.as_tensor(_interp_rows(gap, frames, n), dtype=joints.dtype)
-        out[b, :n, :, :2] += offset.to(joints.device)[:, None]
+        kf = keyframes[b, :n]
+        if not kf.any():
+            continue
+        gap = torch.zeros(n, 2, dtype=joints.dtype, device=joints.device)
+        gap[kf] = (target[b, :n][kf][:, 0, :2] - joints[b, :n][kf][:, 0, :2]).detach()
+        out[b, :n, :, :2] += smooth_fill(gap, kf[:, None].expand(-1, 2), length)[:, None]
     return out
 
 

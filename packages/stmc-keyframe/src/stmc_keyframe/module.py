@@ -42,6 +42,7 @@ from motioncore.metrics import (
 from stmc_keyframe.data.amass import FPS
 from stmc_keyframe.keyframes import (
     anchor_to_keyframes,
+    blend_keyframes,
     correct_trajectory,
     interpolate_keyframes,
     keyframe_guidance_loss,
@@ -66,7 +67,7 @@ DIFFUSION_KEYS = {
     "keyframe_conditioned", "keyframe_selection_scheme", "keyframe_mask_prob", "zero_keyframe_loss",
     "n_keyframes", "trans_length", "n_random_frames", "keyframe_features", "denoiser", "schedule",
     "guidance_scale", "num_steps", "sampler", "posterior_noise", "reconstruction_weight",
-    "trajectory_correction", "smooth_sigma", "foot_lock",
+    "trajectory_correction", "smooth_sigma", "foot_lock", "keyframe_blend",
 }  # fmt: skip
 
 
@@ -290,7 +291,7 @@ class StmcKeyframeModule(pl.LightningModule):
         x = sample(
             self.denoiser, self.schedule, (b, n, smplrifke.N_FEATS), cond=cond,
             guidance=Guidance(uncond=uncond, scale=scale, **kf["guide"]), keyframes=kf["keyframes"],
-            num_steps=num_steps or d["num_steps"], generator=generator, device=self.device,
+            num_steps=self.resolve_num_steps(num_steps), generator=generator, device=self.device,
             sampler=make_timeline_scheduler(self.schedule, d["sampler"], d["posterior_noise"]),
         )  # fmt: skip
         return self._finish(x, lengths, valid, kf)
@@ -335,11 +336,22 @@ class StmcKeyframeModule(pl.LightningModule):
         x, _ = sample_timelines(
             self, timelines, FPS, overlap_s,
             guidance_scale=float(d["guidance_scale"] if guidance_scale is None else guidance_scale),
-            num_steps=num_steps, posterior_noise=posterior_noise or d["posterior_noise"],
+            num_steps=self.resolve_num_steps(num_steps),
+            posterior_noise=posterior_noise or d["posterior_noise"],
             generator=generator, sampler=sampler, bf16=bf16, keyframes=kf["keyframes"],
             guidance=guidance, obs_mask=kf["obs"] if kf["keyframes"] is not None else None,
         )  # fmt: skip
         return {**self._finish(x, lengths, valid, kf), "lengths": lengths}
+
+    def resolve_num_steps(self, num_steps: int | None) -> int:
+        """``num_steps`` or the configured ``diffusion.num_steps``; at least one step."""
+        n = int(self.d["num_steps"] if num_steps is None else num_steps)
+        if n <= 0:
+            raise ValueError(
+                f"num_steps={n}: sampling needs at least one denoising step; "
+                "pass num_steps=N with N >= 1 (e.g. num_steps=50)"
+            )
+        return n
 
     def _keyframe_inputs(self, keyframe_joints, keyframe_joint_mask, valid, reference,
                          reconstruction_weight) -> dict:  # fmt: skip
@@ -368,12 +380,15 @@ class StmcKeyframeModule(pl.LightningModule):
                           "weight": float(weight)}}  # fmt: skip
 
     def _finish(self, x, lengths, valid, kf) -> dict[str, torch.Tensor]:
-        """Denormalise, optional smoothing, decode; with keyframes anchor and post-process."""
+        """Denormalise, optional smoothing, keyframes eased back in (``keyframe_blend`` frames),
+        decode; with keyframes anchor and post-process."""
         d = self.d
-        feats = (
-            smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
-            * valid[..., None]
-        )
+        feats = smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
+        blend = float(d.get("keyframe_blend", 0.0))
+        if kf["target"] is not None and blend > 0:
+            values = self.denormalize(kf["keyframes"].values)
+            feats = blend_keyframes(feats, values, kf["obs"], lengths, blend)
+        feats = feats * valid[..., None]
         joints = smplrifke.decode(feats).joints
         if kf["target"] is not None:
             joints = anchor_to_keyframes(joints, kf["target"], kf["kf_frames"])

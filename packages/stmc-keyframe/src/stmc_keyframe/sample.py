@@ -141,7 +141,19 @@ def _sample_timelines(cfg: DictConfig, module, g: torch.Generator, out_dir: Path
     return written
 
 
+def text_frames(cfg: DictConfig) -> int:
+    """Frames of a text/keyframe sample: ``seconds`` at 20 fps (a .npy keyframe file sets its own)."""
+    n = int(round(float(cfg.seconds) * FPS)) if cfg.seconds is not None else 0
+    if n < 1 and not str(cfg.keyframes or "").endswith(".npy"):
+        raise ValueError(
+            f"seconds={cfg.seconds} gives {n} frames at {FPS:g} fps: pass seconds > "
+            f"{0.5 / FPS:g} (e.g. seconds=3), or keyframes=<file>.npy to take the length from it"
+        )
+    return n
+
+
 def run_sample(cfg: DictConfig) -> list[str]:
+    n = None if cfg.timeline else text_frames(cfg)  # bad seconds fail before loading
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = load_module(cfg, cfg.device)
@@ -150,7 +162,6 @@ def run_sample(cfg: DictConfig) -> list[str]:
     if cfg.timeline:
         return _sample_timelines(cfg, module, g, out_dir)
     kf_joints = kf_mask = None
-    n = int(round(float(cfg.seconds) * FPS))
     if cfg.keyframes:
         joints, frames = read_keyframes(cfg.keyframes, None if cfg.seconds is None else n)
         n = len(frames)
