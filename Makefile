@@ -61,10 +61,10 @@ import: setup ## Convert upstream weights SRC of MODEL into a package checkpoint
 	@$(RUN) $(MODEL)-import "$(SRC)" -o "$(OUT)" $(ARGS)
 
 sweep: setup ## Create the W&B sweep SWEEP and start agents on GPUS="0 1 ..." (DDP=1: one DDP agent)
-	@$(RUN) python tools/sweep.py wandb "$(SWEEP)" --gpus "$(GPUS)" $(if $(DDP),--ddp,) $(CHECK_FLAG) -- $(ARGS)
+	@$(RUN) python tools/sweep.py wandb "$(SWEEP)" --gpus "$(GPUS)" --seeds "$(SEEDS)" $(if $(DDP),--ddp,) $(CHECK_FLAG) -- $(ARGS)
 
-sweep-local: setup ## Run SWEEP offline (grid or run_cap random trials; ARGS fixed in every trial)
-	@$(RUN) python tools/sweep.py local "$(SWEEP)" $(CHECK_FLAG) -- $(ARGS)
+sweep-local: setup ## Run SWEEP offline (grid or run_cap random trials; ARGS fixed in every trial; SEEDS=N per trial)
+	@$(RUN) python tools/sweep.py local "$(SWEEP)" --seeds "$(SEEDS)" $(CHECK_FLAG) -- $(ARGS)
 
 slurm: setup ## Write an sbatch script for MODEL on GPUS per node x NODES (prints its path)
 	@$(RUN) python tools/slurm.py --model "$(MODEL)" --exp "$(EXP)" --gpus "$(GPUS)" --nodes "$(NODES)" $(CHECK_FLAG) -- $(ARGS)

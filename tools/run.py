@@ -142,6 +142,13 @@ def resume_checkpoint(model: str, resume: str) -> str:
     return str(last)
 
 
+def seeds_override(seeds: str) -> str:
+    """SEEDS=N -> the override that evaluates with seeds 0..N-1 (mean, std, ci95)."""
+    if not seeds.isdigit() or int(seeds) < 1:
+        sys.exit(f"error: SEEDS={seeds!r} must be a whole number >= 1, e.g. SEEDS=3")
+    return f"++seeds={int(seeds)}"
+
+
 def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     model = check_model(args.model)
     module = f"{import_name(model)}.{args.command}"
@@ -176,9 +183,7 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     if ckpt is not None:
         overrides.append(f"ckpt_path={ckpt}")
     if getattr(args, "seeds", ""):
-        if not args.seeds.isdigit() or int(args.seeds) < 1:
-            sys.exit(f"error: SEEDS={args.seeds!r} must be a whole number >= 1, e.g. SEEDS=3")
-        overrides.append(f"++seeds={int(args.seeds)}")
+        overrides.append(seeds_override(args.seeds))
     overrides += args.overrides
     return [sys.executable, "-m", module, *overrides], env
 

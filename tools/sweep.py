@@ -10,11 +10,13 @@ this environment (no re-sync), and hyperparameters reach each trial on argv so D
 ``local`` runs the same trials with no W&B server: every grid point, or ``run_cap`` seeded random
 draws (``bayes`` is drawn at random locally), one process per trial, and writes
 ``sweeps/<package>-<name>/results.csv`` and ``results.md`` sorted by the metric, best first. A
-failed trial is recorded and the sweep goes on.
+failed trial is recorded and the sweep goes on; when every trial failed, the sweep exits non-zero
+with the first failure's error line.
 
 Overrides after ``--`` (make's ARGS) are fixed in every trial, on top of the swept ones: a swept
 key they name takes their value, so ``ARGS="trainer.max_steps=50"`` smoke-tests a sweep in
-minutes. ``--check`` (CHECK=1) runs nothing: it composes every trial's config.
+minutes. ``--seeds N`` (SEEDS=N) evaluates every trial with seeds 0..N-1 (the metric is then the
+mean over the seeds). ``--check`` (CHECK=1) runs nothing: it composes every trial's config.
 """
 
 from __future__ import annotations
@@ -214,7 +216,35 @@ def run_local(
         print(f"[sweep-local] trial {i}: {metric}={value} {status}", flush=True)
         rows.append({"trial": i, **params, metric: value, "status": status})
     write_tables(rows, metric, goal, out)
+    failed = [r for r in rows if r["status"] != "ok"]
+    if rows and len(failed) == len(rows):
+        first = out / f"trial_{failed[0]['trial']:03d}" / "trial.log"
+        sys.exit(
+            f"error: all {len(rows)} trial(s) of {spec_path} failed. The first "
+            f"({failed[0]['status']}) ended with:\n  {failure_summary(first)}"
+        )
+    if failed:
+        print(f"[sweep-local] {len(failed)} of {len(rows)} trial(s) failed", flush=True)
     return out
+
+
+HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1"
+
+
+def failure_summary(log: Path) -> str:
+    """The line of a trial's log that says why it failed: a traceback's last line, or Hydra's
+    own error paragraph (an unknown key: "Could not override ..."), without Hydra's hint."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    lines = [ln for ln in text.rstrip().splitlines() if not ln.startswith(HYDRA_HINT)]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return "(empty log)"
+    start = max((i for i, ln in enumerate(lines) if not ln.strip()), default=-1) + 1
+    paragraph = lines[start:]
+    if any(ln.startswith("Traceback") for ln in paragraph):
+        return paragraph[-1].strip()
+    return "\n  ".join(ln.strip() for ln in paragraph[:5])
 
 
 def write_tables(rows: list[dict[str, Any]], metric: str, goal: str, out: Path) -> None:
@@ -311,10 +341,15 @@ def main(argv: list[str] | None = None) -> None:
         "--out", default=None, help="local: results folder (default sweeps/<pkg>-<name>)"
     )
     parser.add_argument("--check", action="store_true", help="compose every trial, run nothing")
+    parser.add_argument("--seeds", default="", help="evaluation seeds 0..N-1 of every trial")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     fixed = argv[split + 1 :]  # Hydra overrides fixed in every trial
+    if args.seeds:
+        from run import seeds_override
+
+        fixed = [seeds_override(args.seeds), *fixed]
     if not args.spec:
         sys.exit("error: pass SWEEP=experiments/<package>/sweeps/<name>.yaml")
     if args.mode == "local":
