@@ -187,9 +187,8 @@ def compose_train_config(overrides: list[str]):
 
 def import_champ(src: Path, sd15: Path, out: Path, extra_overrides: list[str] = ()) -> dict:
     import hydra
-    import lightning
 
-    from motioncore.train.loading import RUN_INFO_KEY
+    from motioncore.train.checkpoint_io import package_checkpoint, save_checkpoint
 
     files = read_champ_folder(src)
     overrides = import_overrides(files, sd15, list(extra_overrides))
@@ -198,25 +197,20 @@ def import_champ(src: Path, sd15: Path, out: Path, extra_overrides: list[str] = 
     state, unmapped, dropped = convert(files)
     unknown, kept = load_converted(module.net, state)
     unmapped += unknown
-    ckpt = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "hydra_overrides": overrides,
-        RUN_INFO_KEY: {"package": cfg.package, "model": cfg.model._target_},
-        "imported_from": {
+    ckpt = package_checkpoint(
+        state_dict=module.state_dict(),
+        hyper_parameters=module.hparams,
+        hydra_overrides=overrides,
+        imported_from={
             "source": str(Path(src).resolve()),
             "upstream": UPSTREAM,
             "unmapped_keys": unmapped,
             "dropped_unused_keys": dropped,
             "base_weight_keys": kept,
         },
-    }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(out)
+        run_info={"package": cfg.package, "model": cfg.model._target_},
+    )
+    save_checkpoint(ckpt, out)
     return ckpt
 
 

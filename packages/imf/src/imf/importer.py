@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
-import lightning
 import torch
 from omegaconf import OmegaConf
 from torch import Tensor
+
+from motioncore.train.checkpoint_io import package_checkpoint, save_checkpoint
 
 UPSTREAM = "johndpope/IMF"
 UPSTREAM_COMMIT = "fb8268dbf34bddc33e503a1c083b97b136baedf5"
@@ -358,22 +358,18 @@ def import_checkpoint(
         if k != "image_size"
     ]
     overrides.append(f"model.discriminator.ndf={hparams['discriminator']['ndf']}")
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": hparams,
-        "pytorch-lightning_version": lightning.__version__,
-        "hydra_overrides": overrides,
-        "imported_from": {
+    checkpoint = package_checkpoint(
+        state_dict=module.state_dict(),
+        hyper_parameters=hparams,
+        hydra_overrides=overrides,
+        imported_from={
             "source": str(src),
             "upstream": f"{UPSTREAM}@{UPSTREAM_COMMIT}",
             "unmapped_keys": sorted(unmapped),
             "discriminator": disc is not None,
         },
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out)
+    )
+    save_checkpoint(checkpoint, out)
     return checkpoint
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from motioncore.train.checkpoint_io import AtomicCheckpointIO
+from motioncore.train.checkpoint_io import package_checkpoint, save_checkpoint
 from stdiff import pretrained
 
 UPSTREAM = "XiYe20/STDiffProject@be16cc7 (diffusers fork XiYe20/CustomDiffusers@76a902b)"
@@ -72,7 +72,6 @@ def compose_train_config(overrides: list[str]):
 def import_upstream(src: Path, out: Path) -> dict:
     """Convert an upstream save_pretrained folder into our checkpoint at ``out``."""
     import hydra
-    import lightning
 
     if Path(src).is_file():
         raise pretrained.NotSTDiffError(
@@ -89,18 +88,17 @@ def import_upstream(src: Path, out: Path) -> dict:
         raise ValueError(f"{src}: the weights lack {len(missing)} parameters, e.g. {missing[:3]}")
     unmapped += sorted(set(state) - set(own))
     module.model.load_state_dict({k: v for k, v in state.items() if k in own})
-    ckpt = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "hydra_overrides": overrides,
-        "imported_from": {
+    ckpt = package_checkpoint(
+        state_dict=module.state_dict(),
+        hyper_parameters=module.hparams,
+        hydra_overrides=overrides,
+        imported_from={
             "source": str(Path(src).resolve()),
             "upstream": UPSTREAM,
             "unmapped_keys": unmapped,
         },
-    }
-    AtomicCheckpointIO().save_checkpoint(ckpt, out)
+    )
+    save_checkpoint(ckpt, out)
     return ckpt
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from motioncore.train.checkpoint_io import package_checkpoint, save_checkpoint
+
 log = logging.getLogger(__name__)
 UPSTREAM = "nv-tlabs/stmc"
 UPSTREAM_COMMIT = "a8b2a1f"
@@ -184,8 +186,6 @@ def convert(
     trust_pickle: bool = False,
 ) -> dict:
     """The package checkpoint dict for STMC's run directory or checkpoint ``src``."""
-    import lightning
-
     from stmc_keyframe.module import StmcKeyframeModule
 
     ckpt_path, run = locate(src)
@@ -237,14 +237,13 @@ def convert(
         log.warning(note)
     if unmapped:
         log.warning("unmapped upstream keys (not imported): %s", unmapped)
-    return {
-        "state_dict": {k: v.detach().clone() for k, v in module.state_dict().items()},
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "hydra_overrides": hydra_overrides(arch, name, keyframe_conditioned),
-        "imported_from": {"source": str(src), "upstream": UPSTREAM,
-                          "upstream_commit": UPSTREAM_COMMIT, "unmapped_keys": unmapped},
-    }  # fmt: skip
+    return package_checkpoint(
+        state_dict={k: v.detach().clone() for k, v in module.state_dict().items()},
+        hyper_parameters=module.hparams,
+        hydra_overrides=hydra_overrides(arch, name, keyframe_conditioned),
+        imported_from={"source": str(src), "upstream": UPSTREAM,
+                       "upstream_commit": UPSTREAM_COMMIT, "unmapped_keys": unmapped},
+    )  # fmt: skip
 
 
 def package_config(arch: dict, text_encoder: str, keyframe_conditioned: bool) -> tuple[dict, dict]:
@@ -300,10 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stmc-keyframe-import: {e}", file=sys.stderr)
         return 2
     path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(out, tmp)
-    tmp.replace(path)
+    save_checkpoint(out, path)
     n = sum(v.numel() for k, v in out["state_dict"].items() if k.startswith("denoiser."))
     print(f"wrote {path} ({n / 1e6:.2f}M denoiser parameters; {len(out['imported_from']['unmapped_keys'])} "
           f"unmapped keys); sample with: make sample MODEL=stmc-keyframe CKPT={path}")  # fmt: skip

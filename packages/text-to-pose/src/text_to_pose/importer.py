@@ -23,11 +23,10 @@ import pickle
 import re
 from pathlib import Path
 
-import lightning
 import torch
 from torch import Tensor
 
-from motioncore.train import AtomicCheckpointIO
+from motioncore.train.checkpoint_io import package_checkpoint, save_checkpoint
 from text_to_pose.data.holistic import N_KEYPOINTS
 from text_to_pose.data.tokenizer import HamNoSysTokenizer
 
@@ -172,18 +171,17 @@ def import_checkpoint(src: str | Path, out: str | Path, heads: int = 8,
     """Convert ``src`` and write ``out``; returns the written dict."""
     src, out = Path(src), Path(out)
     state, kwargs, unmapped = convert_state_dict(_read(src, allow_pickle), heads, str(src))
-    ckpt = {
-        "state_dict": state,
-        "hyper_parameters": kwargs,
-        "pytorch-lightning_version": lightning.__version__,
-        "hydra_overrides": hydra_overrides(kwargs),
-        "imported_from": {
+    ckpt = package_checkpoint(
+        state_dict=state,
+        hyper_parameters=kwargs,
+        hydra_overrides=hydra_overrides(kwargs),
+        imported_from={
             "source": str(src),
             "upstream": f"{UPSTREAM}@{UPSTREAM_COMMIT}",
             "unmapped_keys": unmapped,
-        },  # fmt: skip
-    }
-    AtomicCheckpointIO().save_checkpoint(ckpt, out)
+        },
+    )
+    save_checkpoint(ckpt, out)
     return ckpt
 
 

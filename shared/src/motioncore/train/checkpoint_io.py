@@ -6,11 +6,15 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from motioncore.train.loading import RUN_INFO_KEY
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +73,36 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (see :class:`AtomicCheckpointIO`)."""
+    AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+
+
+def package_checkpoint(
+    *,
+    state_dict: Mapping[str, torch.Tensor],
+    hyper_parameters: Mapping[str, Any],
+    hydra_overrides: list[str],
+    imported_from: Mapping[str, Any],
+    run_info: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The checkpoint an upstream importer writes, in the layout a Lightning run writes.
+
+    ``state_dict`` and ``hyper_parameters`` are the LightningModule's; ``hydra_overrides``
+    rebuild its architecture when ``make eval``/``make sample``/``init_from=`` compose a config
+    for it; ``imported_from`` records the source file and the upstream keys left unmapped;
+    ``run_info`` (``{"package", "model"}``) lets readers refuse it in another package. Every
+    value is a tensor or a plain value, so it loads with ``torch.load(weights_only=True)``.
+    """
+    checkpoint = {
+        "state_dict": dict(state_dict),
+        "hyper_parameters": dict(hyper_parameters),
+        "pytorch-lightning_version": lightning.__version__,
+        "hydra_overrides": list(hydra_overrides),
+        "imported_from": dict(imported_from),
+    }
+    if run_info is not None:
+        checkpoint[RUN_INFO_KEY] = dict(run_info)
+    return checkpoint
