@@ -140,3 +140,28 @@ def test_source_fingerprint_changes_when_a_file_is_edited_added_or_removed(tmp_p
     (tmp_path / "b.npz").write_bytes(b"3")
     assert list(source_fingerprint(tmp_path, [tmp_path / "b.npz", "a.npz"])) == ["a.npz", "b.npz"]
     assert source_fingerprint(tmp_path, ["gone.npz"]) == {"gone.npz": None}
+
+
+def test_datamodule_builds_in_prepare_data_and_setup_under_a_trainer_only_reads(tmp_path):
+    from motioncore.data import BuiltinData
+    from motioncore.train import BaseDataModule
+
+    class Tiny(BaseDataModule):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def builtin_data(self):
+            return BuiltinData(
+                tmp_path / "c", {"value": self.value}, lambda f: _write(f, self.value)
+            )
+
+    assert Tiny(1).builtin_root() == tmp_path / "c"  # no Trainer: one process builds it here
+    under_trainer = Tiny(2)
+    under_trainer.trainer = object()
+    with pytest.raises(RuntimeError, match="missing or was built by other settings"):
+        under_trainer.builtin_root()
+    assert (tmp_path / "c/sub/0.txt").read_text() == "1-0\n"  # setup wrote nothing
+    under_trainer.prepare_data()
+    assert under_trainer.builtin_root() == tmp_path / "c"
+    assert (tmp_path / "c/sub/0.txt").read_text() == "2-0\n"
