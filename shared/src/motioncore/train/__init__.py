@@ -8,6 +8,7 @@ from motioncore.train.callbacks import (
     SampleMedia,
 )
 from motioncore.train.checkpoint_io import AtomicCheckpointIO
+from motioncore.train.config import plain
 from motioncore.train.data import BaseDataModule, per_device_batch_size
 from motioncore.train.entry import hydra_entry
 from motioncore.train.loading import CheckpointError, load_weights, read_checkpoint
@@ -28,6 +29,7 @@ __all__ = [
     "load_module",
     "load_weights",
     "per_device_batch_size",
+    "plain",
     "read_checkpoint",
     "round_seed",
     "run",
