@@ -14,9 +14,22 @@ import bench  # noqa: E402
 
 
 def _states(*values):
-    """A stand-in machine probe returning (peak GFLOP/s, load) pairs in order."""
+    """A stand-in machine probe for (peak GFLOP/s, cores used by other processes) in order.
+
+    Between probes one wall second passes in which the bench itself keeps two cores busy, so
+    the 1-minute load average reads about 2 even on an idle machine.
+    """
     it = iter(values)
-    return lambda: dict(zip(("peak_gflops_fp32", "load"), next(it)))
+    clock = {"wall_s": 0.0, "own_cpu_s": 0.0, "cpu_busy_s": 0.0}
+
+    def probe():
+        peak, others = next(it)
+        clock["wall_s"] += 1.0
+        clock["own_cpu_s"] += 2.0
+        clock["cpu_busy_s"] += 2.0 + others
+        return {"peak_gflops_fp32": peak, "load": 2.0 + others, **clock}
+
+    return probe
 
 
 def _package(seconds_by_attempt):
@@ -42,22 +55,45 @@ def test_a_row_run_on_a_busy_machine_is_rerun_and_the_clean_figure_kept():
     ]
 
 
-def test_high_load_marks_a_row_contended_and_reruns_are_bounded():
+def test_other_processes_mark_a_row_contended_and_reruns_are_bounded():
     module, calls = _package([{"a": 1.0}] * 3)
-    state = _states(*[(200, 2.0)] * 6)
+    state = _states(*[(200, 1.0)] * 6)
     rows = bench.run_package(module, {}, state, reruns=2)
-    assert len(calls) == 3 and rows[0]["contended"] and rows[0]["load_max"] == 2.0
+    assert len(calls) == 3 and rows[0]["contended"] and rows[0]["foreign_load"] == 1.0
+
+
+def test_the_benchs_own_threads_do_not_count_as_load():
+    module, calls = _package([{"a": 1.0}])
+    rows = bench.run_package(module, {}, _states((200, 0.0), (200, 0.1)))
+    assert len(calls) == 1 and not rows[0]["contended"]
+    assert rows[0]["foreign_load"] == 0.1 and rows[0]["load1_max"] >= 2.0
+
+
+def test_the_real_probe_measures_cpu_used_elsewhere():
+    before = bench.probe()
+    sum(i * i for i in range(2_000_000))  # this process's own work is not foreign load
+    after = bench.probe()
+    assert after["own_cpu_s"] > before["own_cpu_s"]
+    assert 0.0 <= bench.foreign_load(before, after) <= bench.os.cpu_count()
 
 
 def test_strict_fails_when_a_row_stays_contended(monkeypatch, tmp_path):
     module, _ = _package([{"a": 1.0}] * 3)
     monkeypatch.setattr(bench.importlib, "import_module", lambda name: module)
     monkeypatch.setattr(bench, "probe", _states(*[(200, 3.0)] * 6))
+    written = []
+    real_write_text = Path.write_text
+    monkeypatch.setattr(
+        Path,
+        "write_text",
+        lambda self, text: written.append(self.name) or real_write_text(self, text),
+    )
     monkeypatch.setattr(
         bench, "machine", lambda: {"peak_gflops_fp32": 200, "peak_gflops_bf16": 800}
     )
     assert bench.main(["--model", "imf", "--out", str(tmp_path), "--strict"]) == 1
     assert json.loads((tmp_path / "imf.json").read_text())["rows"][0]["contended"] is True
+    assert written.count("imf.json") == 4  # after each of the 3 attempts, then the final rows
 
 
 def test_report_renders_every_package(tmp_path):
