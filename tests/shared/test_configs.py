@@ -3,6 +3,7 @@ composes, eval/sample add only what differs, debug=fast has no logger, quickstar
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import hydra
@@ -39,6 +40,7 @@ def composer(compose, monkeypatch):
     from motioncore.train import hydra_entry  # noqa: F401  (registers experiments://)
 
     def _compose(pkg: str, name: str, *overrides: str):
+        importlib.import_module(f"{PACKAGES[pkg]}.configs")  # registers structured schemas
         return compose(configs(pkg), name, ["paths.output_dir=/tmp/x", *overrides])
 
     return _compose

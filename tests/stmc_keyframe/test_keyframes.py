@@ -236,3 +236,20 @@ def test_timeline_interval_under_one_frame_is_named():
 
     with pytest.raises(ValueError, match="'blink'.*under one frame"):
         process_timeline([Interval("walk", 0.0, 2.0), Interval("blink", 1.0, 1.02)])
+
+
+def test_evaluation_rounds_sample_differently(make_module, tiny_data):
+    """``make eval SEEDS=N``: round r draws other keyframes, poses and noise (round_seed)."""
+    module = make_module(tiny_data.stats).eval()
+    module.evaluation.update(n_timelines=0, num_steps=2)
+    batch = tiny_data.test_set.collate([tiny_data.test_set[i] for i in range(2)])
+
+    def run(round_):
+        module.eval_round = round_
+        module._test_out = []
+        module.test_step(batch, 0)
+        return module._test_out[0]["pred"]
+
+    first = run(0)
+    torch.testing.assert_close(run(0), first)
+    assert not torch.allclose(run(1), first)

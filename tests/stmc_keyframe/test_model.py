@@ -44,8 +44,10 @@ def test_denoiser_paper_size_is_about_27m_parameters():
 def test_keyframe_flag_mismatch_is_a_config_error(make_module):
     with pytest.raises(ValueError, match="diffusion.denoiser.keyframe_conditioned"):
         make_module(keyframe_conditioned=True, denoiser={"keyframe_conditioned": False})
-    with pytest.raises(ValueError, match="unknown diffusion config keys"):
+    with pytest.raises(ValueError, match="diffusion.keyframe_dropout: Key 'keyframe_dropout' not"):
         make_module(keyframe_dropout=0.3)
+    with pytest.raises(ValueError, match="diffusion.num_steps"):
+        make_module(num_steps="many")
     with pytest.raises(ValueError, match="tx_dim"):
         make_module(denoiser={"tx_dim": 512})
 

@@ -255,6 +255,7 @@ def package_config(arch: dict, text_encoder: str, keyframe_conditioned: bool) ->
     node = OmegaConf.load(files("stmc_keyframe.configs") / "diffusion" / "default.yaml")
     node.denoiser.keyframe_conditioned = keyframe_conditioned
     d = OmegaConf.to_container(node, resolve=False)
+    d.pop("defaults")  # the schema the yaml starts from; StmcKeyframeModule checks against it
     d["denoiser"].update(arch["denoiser"], nfeats=205)
     t = arch["timesteps"]
     d.update(keyframe_conditioned=keyframe_conditioned, num_steps=t, posterior_noise="upstream",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from motioncore.masking import length_mask
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.rotations import rotate_xy
 
@@ -241,7 +242,7 @@ def keyframe_jerk_ratio(
     near_frame = torch.nn.functional.max_pool1d(kf, 2 * radius + 1, 1, radius)[:, 0] > 0  # [B, T]
     # a difference at t spans frames t..t+3: near if any of them is near a keyframe
     near = torch.nn.functional.max_pool1d(near_frame.float()[:, None], 4, 1)[:, 0] > 0
-    valid = torch.arange(jerk.shape[1])[None] + 3 < lengths[:, None]
+    valid = length_mask((lengths - 3).clamp(min=0), jerk.shape[1])
     inside, outside = near & valid, ~near & valid
     mean_in = (jerk * inside).sum(1) / inside.sum(1)
     mean_out = (jerk * outside).sum(1) / outside.sum(1)

@@ -19,7 +19,6 @@ import hydra
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from motioncore.diffusion import Guidance, Keyframes, NoiseSchedule, diffusion_loss, sample
 from motioncore.losses import masked_mse
@@ -39,6 +38,7 @@ from motioncore.metrics import (
     trajectory_error,
     transition_jerk,
 )
+from motioncore.train import plain, round_seed
 from stmc_keyframe.data.amass import FPS
 from stmc_keyframe.keyframes import (
     anchor_to_keyframes,
@@ -54,6 +54,7 @@ from stmc_keyframe.keyframes import (
 from stmc_keyframe.model.text_encoder import TextEncoder
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.skeleton import FOOT_JOINTS, N_BODY_JOINTS
+from stmc_keyframe.schema import diffusion_config
 from stmc_keyframe.timeline import (
     Interval,
     make_timeline_scheduler,
@@ -63,25 +64,11 @@ from stmc_keyframe.timeline import (
 
 log = logging.getLogger(__name__)
 
-DIFFUSION_KEYS = {
-    "keyframe_conditioned", "keyframe_selection_scheme", "keyframe_mask_prob", "zero_keyframe_loss",
-    "n_keyframes", "trans_length", "n_random_frames", "keyframe_features", "denoiser", "schedule",
-    "guidance_scale", "num_steps", "sampler", "posterior_noise", "reconstruction_weight",
-    "trajectory_correction", "smooth_sigma", "foot_lock", "keyframe_blend",
-}  # fmt: skip
 
-
-def _plain(cfg) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-
-
-def check_diffusion_config(d: dict) -> None:
-    """Reject unknown keys and inconsistent keyframe settings with a message naming the fix."""
-    unknown = set(d) - DIFFUSION_KEYS
-    if unknown:
-        raise ValueError(
-            f"unknown diffusion config keys {sorted(unknown)}; valid: {sorted(DIFFUSION_KEYS)}"
-        )
+def check_diffusion_config(d: dict) -> dict:
+    """``d`` typed by :class:`~stmc_keyframe.schema.DiffusionConfig`; unknown keys and
+    inconsistent keyframe settings fail with a message naming the fix."""
+    d = diffusion_config(d)
     if bool(d["keyframe_conditioned"]) != bool(d["denoiser"].get("keyframe_conditioned", False)):
         raise ValueError(
             f"diffusion.keyframe_conditioned={d['keyframe_conditioned']} but "
@@ -97,6 +84,7 @@ def check_diffusion_config(d: dict) -> None:
             "diffusion.posterior_noise must be 'std' (textbook) or 'upstream' (variance)"
         )
     smplrifke.joint_feature_table(d["keyframe_features"])  # validates the mode
+    return d
 
 
 def _identity_text_stats(module, state_dict, prefix, *args) -> None:
@@ -118,9 +106,8 @@ class StmcKeyframeModule(pl.LightningModule):
         evaluation: dict | None = None,
     ):
         super().__init__()
-        diffusion, text_encoder = _plain(diffusion), _plain(text_encoder)
-        evaluation = _plain(evaluation or {})
-        check_diffusion_config(diffusion)
+        diffusion = check_diffusion_config(plain(diffusion))
+        text_encoder, evaluation = dict(plain(text_encoder)), dict(plain(evaluation or {}))
         self.save_hyperparameters({"diffusion": diffusion, "text_encoder": text_encoder, "lr": lr,
                                    "weight_decay": weight_decay, "drop_cond": drop_cond,
                                    "evaluation": evaluation})  # fmt: skip
@@ -194,7 +181,7 @@ class StmcKeyframeModule(pl.LightningModule):
         """Joint-level [B, T, 22] mask of a motioncore scheme."""
         return keyframe_joint_mask(
             scheme, lengths.cpu(), max_len, N_BODY_JOINTS, n_keyframes=n_keyframes,
-            trans_length=trans_length, n_random_frames=self.d.get("n_random_frames", 20),
+            trans_length=trans_length, n_random_frames=self.d["n_random_frames"],
             generator=generator,
         ).to(self.device)  # fmt: skip
 
@@ -384,7 +371,7 @@ class StmcKeyframeModule(pl.LightningModule):
         decode; with keyframes anchor and post-process."""
         d = self.d
         feats = smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
-        blend = float(d.get("keyframe_blend", 0.0))
+        blend = float(d["keyframe_blend"])
         if kf["target"] is not None and blend > 0:
             values = self.denormalize(kf["keyframes"].values)
             feats = blend_keyframes(feats, values, kf["obs"], lengths, blend)
@@ -406,7 +393,7 @@ class StmcKeyframeModule(pl.LightningModule):
         lengths = batch["lengths"]
         n = batch["feats"].shape[1]
         valid = length_mask(lengths, n).to(self.device)
-        g = torch.Generator().manual_seed(int(ev["seed"]) + batch_idx)
+        g = torch.Generator().manual_seed(round_seed(self, int(ev["seed"]) + batch_idx))
         # place each held-out motion at a random world pose: the model must find it from keyframes
         heading = torch.rand(len(lengths), generator=g) * 2 * math.pi
         origin = (torch.rand(len(lengths), 2, generator=g) - 0.5) * 4
