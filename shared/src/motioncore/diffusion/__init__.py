@@ -4,6 +4,7 @@ from motioncore.diffusion.loss import LOSS_KINDS, DiffusionLoss, diffusion_loss
 from motioncore.diffusion.sampling import (
     Guidance,
     Keyframes,
+    NonFiniteSample,
     concat_cond,
     guided_output,
     keyframe_loss,
@@ -25,6 +26,7 @@ __all__ = [
     "PREDICTION_TYPES",
     "SAMPLERS",
     "NoiseSchedule",
+    "NonFiniteSample",
     "concat_cond",
     "diffusion_loss",
     "guided_output",

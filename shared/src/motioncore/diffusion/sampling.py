@@ -9,7 +9,8 @@ estimate with the gradient of a loss on it:
 ``x0' = x0 - (w * sqrt(abar_t) / 2) * grad_{x_t} L(x0)``.
 
 Per step: ``x_in`` (keyframes injected) -> guided model output -> optional callback with the x0
-estimate -> ``scheduler.step`` -> next ``x``.
+estimate -> ``scheduler.step`` -> next ``x``. A NaN/inf model output or next ``x`` stops the loop
+with :class:`NonFiniteSample` naming the step, so no caller writes a sample made of NaNs.
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ class Keyframes:
     def __post_init__(self) -> None:
         if self.injection not in INJECTIONS:
             raise ValueError(f"injection={self.injection!r} is unknown; use one of {INJECTIONS}")
+
+
+class NonFiniteSample(FloatingPointError):
+    """Raised by :func:`sample` when an input, the model output or the sample is NaN or inf."""
+
+
+def _require_finite(x: torch.Tensor, what: str, fix: str) -> None:
+    if bool(torch.isfinite(x).all()):
+        return
+    kind = "NaN" if bool(torch.isnan(x).any()) else "infinite"
+    raise NonFiniteSample(f"sampling stopped: {what} is {kind}; nothing was written. {fix}")
+
+
+def _likely_causes(guidance: Guidance, dtype: torch.dtype) -> str:
+    causes = []
+    if guidance.uncond is not None and guidance.scale != 1.0:
+        causes.append(f"a too large guidance scale ({guidance.scale}; typical 1-7.5)")
+    if guidance.weight > 0:
+        causes.append(f"a too large reconstruction guidance weight ({guidance.weight})")
+    if dtype in (torch.float16, torch.bfloat16):
+        causes.append(f"{dtype} overflow (sample in float32)")
+    causes.append("non-finite weights in the checkpoint (evaluate an earlier one) or conditioning")
+    return f"Likely cause: {'; or '.join(causes)}. Fix that argument and rerun."
 
 
 def concat_cond(a: Any, b: Any) -> Any:
@@ -141,6 +165,7 @@ def sample(
     if x_init is None:
         x_init = torch.randn(shape, generator=generator, dtype=dtype)
     x = x_init.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
+    _require_finite(x, "the starting noise x_init", "Pass a finite x_init.")
 
     values = mask = None
     loss_fn = guidance.loss
@@ -149,12 +174,18 @@ def sample(
             k.to(device=device, dtype=dtype) for k in (keyframes.values, keyframes.mask)
         )
         values, mask = torch.broadcast_tensors(values, mask)
+        _require_finite(
+            values,
+            "keyframes.values",
+            "Pass finite values everywhere, 0 where the mask is 0 (a NaN times mask 0 is NaN).",
+        )
         if values.shape != torch.Size(shape):
             raise ValueError(f"keyframes of shape {tuple(values.shape)} do not match {shape}")
         if loss_fn is None and guidance.weight > 0:
             loss_fn = lambda x0: keyframe_loss(x0, values, mask)  # noqa: E731
     reconstruct = loss_fn is not None and guidance.weight > 0
 
+    n = len(scheduler.timesteps)
     for i, step in enumerate(
         tqdm(scheduler.timesteps, disable=not progress, desc="sampling", leave=False)
     ):
@@ -171,9 +202,14 @@ def sample(
             out = _reconstruction_guided(model, schedule, x_in, t, cond, guidance, loss_fn, mask)
         else:
             out = guided_output(model, x_in, t, cond, guidance.uncond, guidance.scale)
+        where = f"at step {i + 1}/{n} (timestep {int(step)})"
+        _require_finite(out, f"the model output {where}", _likely_causes(guidance, out.dtype))
         if callback is not None:
             callback(i, int(step), x_in, schedule.predict_x0(out, x_in, t))
         x = scheduler.step(out, step, x_in, generator=generator).prev_sample
+        _require_finite(
+            x, f"x_t after the scheduler step {where}", _likely_causes(guidance, out.dtype)
+        )
 
     if mask is not None and keyframes.impute_final:
         x = mask * values + (1 - mask) * x
