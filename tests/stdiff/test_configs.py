@@ -76,6 +76,24 @@ def test_unknown_key_is_rejected(monkeypatch, repo_root):
         _compose("train", ["experiment=quickstart", "model.STDiff.DiffNet.not_a_knob=1"])
 
 
+def test_misspelt_key_in_an_experiment_fails_at_composition(monkeypatch, repo_root, tmp_path):
+    """The model group is typed (stdiff.schema): a yaml file's typo is refused while composing,
+    naming the key, instead of reaching the model."""
+    from hydra.errors import ConfigCompositionException
+
+    exps = tmp_path / "stdiff"
+    exps.mkdir()
+    (exps / "typo.yaml").write_text(
+        "# @package _global_\nmodel:\n  STDiff:\n    DiffNet:\n      Int:\n        dtt: 0.5\n"
+    )
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(tmp_path))
+    with pytest.raises(ConfigCompositionException, match=r"model\.STDiff\.DiffNet\.Int\.dtt"):
+        _compose("train", ["experiment=typo"])
+    monkeypatch.setenv("MOTIONCORE_EXPERIMENTS", str(repo_root / "experiments"))
+    cfg = _compose("train", ["experiment=quickstart", "model.STDiff.DiffNet.Int.dt=0.5"])
+    assert cfg.model.STDiff.DiffNet.Int.dt == 0.5
+
+
 def test_sample_reads_input_folders_and_times(monkeypatch, repo_root, tmp_path):
     import numpy as np
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers.models.resnet import ResnetBlock2D
-from omegaconf import OmegaConf
 
 from stdiff.model.motion import ConvGRUCell
 from stdiff.model.stdiff import STDiffModel
 from stdiff.model.unet import SpadeConv, count_parameters
+from stdiff.schema import model_kwargs
 
 
 def _kitti_range_cfg(repo_root) -> dict:
-    path = repo_root / "packages/stdiff/src/stdiff/configs/model/kitti_range.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path))["STDiff"]
+    return model_kwargs("kitti_range", 1)["STDiff"]
 
 
 def test_kitti_range_parameter_count_and_layout(repo_root):
@@ -178,13 +177,8 @@ def test_kitti_range_forward_backward_full_size(repo_root):
     """One training step of the 204M model on a 3 + 3 frame 64 x 512 clip (minutes on CPU)."""
     from stdiff.module import STDiffModule
 
-    cfg = OmegaConf.to_container(
-        OmegaConf.load(repo_root / "packages/stdiff/src/stdiff/configs/model/kitti_range.yaml")
-    )
-    cfg.pop("_target_")
-    cfg["channels"] = 1  # ${data.channels} in training
     torch.manual_seed(0)
-    module = STDiffModule(**cfg)
+    module = STDiffModule(**model_kwargs("kitti_range", 1))
     frames = torch.rand(1, 6, 1, 64, 512) * 2 - 1
     times = torch.arange(6.0)[None]
     batch = {"vo": frames[:, :3], "idx_o": times[:, :3], "vp": frames[:, 3:], "idx_p": times[:, 3:]}

@@ -17,8 +17,6 @@ a denoising step with cached SPADE excludes the SPADE heads' FLOPs.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,26 +24,20 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from motioncore.bench import load_average, run_in_fresh_process
+from motioncore.bench import load_average, run_in_fresh_process, time_fn
+from stdiff.schema import model_kwargs
 
-CONFIGS = Path(__file__).parent / "configs"
 UPSTREAM_UNET_S, UPSTREAM_FRAME_S, UPSTREAM_TRAIN_S = 7.3, 730.0, 92.0
-
-
-def _model_cfg(name: str) -> dict:
-    cfg = OmegaConf.load(CONFIGS / "model" / f"{name}.yaml")
-    cfg.channels = 1  # the bench frames are single-channel (${data.channels} in training)
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def _module(name: str = "kitti_range", device: str = "cpu", **kw):
     from stdiff.module import STDiffModule
 
-    cfg = _model_cfg(name)
-    cfg.pop("_target_")
+    # the bench frames are single-channel (${data.channels} in training)
+    cfg = {**model_kwargs(name, 1), **kw}
     torch.manual_seed(0)
     with torch.device(device):
-        return STDiffModule(**cfg, **kw).eval()
+        return STDiffModule(**cfg).eval()
 
 
 def _inputs(device="cpu", frames: int = 1):
@@ -77,16 +69,7 @@ def _unet_flops() -> tuple[int, int]:
 
 
 # ---- workloads, each run in a fresh process by run_in_fresh_process ---------------------------
-def _times(fn, repeats: int, warmup: int) -> list[float]:
-    out = []
-    for _ in range(warmup + repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out[warmup:]
-
-
-def _w_unet(bf16: bool, repeats: int) -> list[float]:
+def _w_unet(bf16: bool, repeats: int) -> float:
     unet = _module().model.unet
     x, t, m = _inputs()
 
@@ -94,7 +77,7 @@ def _w_unet(bf16: bool, repeats: int) -> list[float]:
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             return unet(x, t, m)
 
-    return _times(forward, repeats, warmup=1)
+    return time_fn(forward, repeats, warmup=1)["median_s"]
 
 
 def _sample_frame(module, steps: int) -> None:
@@ -107,12 +90,12 @@ def _sample_frame(module, steps: int) -> None:
 def _w_sample(steps: int) -> tuple[float, float]:
     """(seconds of a frame with 1 denoising step, with ``steps + 1``), after a warm-up frame."""
     module = _module()
-    one = _times(lambda: _sample_frame(module, 1), 1, warmup=1)[0]
-    more = _times(lambda: _sample_frame(module, steps + 1), 1, warmup=0)[0]
+    one = time_fn(lambda: _sample_frame(module, 1), 1, warmup=1)["median_s"]
+    more = time_fn(lambda: _sample_frame(module, steps + 1), 1, warmup=0)["median_s"]
     return one, more
 
 
-def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> list[float]:
+def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> float:
     module = _module(gradient_checkpointing=checkpointing).train()
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4, betas=(0.95, 0.999))
     batch = _train_batch()
@@ -124,7 +107,7 @@ def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> list
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return _times(step, repeats, warmup)
+    return time_fn(step, repeats, warmup)["median_s"]
 
 
 def benchmarks(
@@ -148,10 +131,10 @@ def benchmarks(
         step_flops = unet_flops - spade_flops
         for bf16 in (False, True):
             label = "bf16 autocast" if bf16 else "fp32"
-            times, peak = run_in_fresh_process(_w_unet, bf16, reps)
+            seconds, peak = run_in_fresh_process(_w_unet, bf16, reps)
             yield ({
                 "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
-                "seconds": statistics.median(times), "flops": unet_flops, "peak_mem_gb": peak,
+                "seconds": seconds, "flops": unet_flops, "peak_mem_gb": peak,
                 "upstream_seconds": UPSTREAM_UNET_S, "target_ratio": 0.5,
                 "notes": f"204M-parameter model; {unet_flops / 1e9:.0f} GFLOP of which "
                 f"{spade_flops / 1e9:.0f} in the 27 SPADE heads; upstream 7.3 s / 2.8 GB "
@@ -188,15 +171,15 @@ def benchmarks(
     if train == "1":
         bf16, ckpt = train_bf16 == "1", checkpointing == "1"
         warm = int(train_warmup)
-        times, peak = run_in_fresh_process(_w_train, bf16, ckpt, 1, warm)
+        seconds, peak = run_in_fresh_process(_w_train, bf16, ckpt, 1, warm)
         what = ("bf16 autocast" if bf16 else "fp32") + (" + gradient checkpointing" if ckpt else "")
         yield ({
             "name": f"kitti_range training step, batch 1, 3 obs + 3 pred frames, AdamW, {what}",
-            "seconds": times[0], "peak_mem_gb": peak,
+            "seconds": seconds, "peak_mem_gb": peak,
             "flops": 3 * 3 * unet_flops if quick != "1" else None,
             "upstream_seconds": UPSTREAM_TRAIN_S, "target_ratio": 0.5,
             "notes": f"step {warm + 1} of a fresh process ({warm} warm-up steps); "
-            f"{3 / times[0]:.3f} predicted frames/s; "
+            f"{3 / seconds:.3f} predicted frames/s; "
             "FLOPs = 3 x 3 UNet forwards (recomputation not counted); upstream 90-94 s, "
             f"21.9 GB, target <= 1/3 memory (7.3 GB); load average {load_average()}",
         })  # fmt: skip
@@ -208,8 +191,7 @@ def benchmarks(
         "idx_p": torch.tensor([[3.0, 5.0]]).repeat(6, 1),
     }
     quick_module = _quickstart_module()
-    times = _times(lambda: _quick_step(quick_module, q), max(reps, 3), warmup=1)
-    seconds = statistics.median(times)
+    seconds = time_fn(lambda: _quick_step(quick_module, q), max(reps, 3), warmup=1)["median_s"]
     yield ({
         "name": "quickstart training step, batch 6 clips x 2 frames at 32x32",
         "seconds": seconds, "notes": f"{6 / seconds:.1f} train clips/s; load average {load_average()}",
@@ -219,12 +201,9 @@ def benchmarks(
 def _quickstart_module():
     from stdiff.module import STDiffModule
 
-    cfg = _model_cfg("default")
-    cfg.pop("_target_")
     exp = OmegaConf.load(Path(__file__).parents[4] / "experiments/stdiff/quickstart.yaml")
-    merged = OmegaConf.to_container(OmegaConf.merge(cfg, exp.model), resolve=True)
     torch.manual_seed(0)
-    return STDiffModule(**merged)
+    return STDiffModule(**model_kwargs("default", 1, exp.model))
 
 
 def _quick_step(module, batch):

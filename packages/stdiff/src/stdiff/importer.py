@@ -138,23 +138,29 @@ def export_upstream(ckpt_path: Path, out: Path) -> Path:
     return model.save_pretrained(out, hp.get("noise"))
 
 
-def _errors():
-    return (pretrained.NotSTDiffError, FileNotFoundError, ValueError)
+def _convert_cli(argv, prog: str, description: str, src: tuple[str, str], out_help: str, convert):
+    """Parse ``SRC -o OUT``; return OUT and ``convert(SRC, OUT)``. Bad input exits 2 with its
+    message, never a traceback."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("src", metavar=src[0], type=Path, help=src[1])
+    parser.add_argument("-o", "--output", type=Path, required=True, help=out_help)
+    args = parser.parse_args(argv)
+    try:
+        return args.output, convert(args.src, args.output)
+    except (pretrained.NotSTDiffError, FileNotFoundError, ValueError) as e:
+        parser.exit(2, f"{prog}: error: {e}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="stdiff-import",
-        description="Convert an upstream STDiff save_pretrained folder into a checkpoint.",
+    output, ckpt = _convert_cli(
+        argv,
+        "stdiff-import",
+        "Convert an upstream STDiff save_pretrained folder into a checkpoint.",
+        ("src", "folder with stdiff/ and scheduler/"),
+        "checkpoint to write",
+        import_upstream,
     )
-    parser.add_argument("src", type=Path, help="folder with stdiff/ and scheduler/")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write")
-    args = parser.parse_args(argv)
-    try:
-        ckpt = import_upstream(args.src, args.output)
-    except _errors() as e:
-        parser.exit(2, f"stdiff-import: error: {e}\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {output}")
     print(f"  overrides: {len(ckpt['hydra_overrides'])} (architecture, noise, data shape)")
     unmapped = ckpt["imported_from"]["unmapped_keys"]
     print(f"  unmapped upstream keys: {len(unmapped)}")
@@ -164,17 +170,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="stdiff-export",
-        description="Write a checkpoint in upstream STDiff's save_pretrained layout.",
+    _, out = _convert_cli(
+        argv,
+        "stdiff-export",
+        "Write a checkpoint in upstream STDiff's save_pretrained layout.",
+        ("ckpt", "checkpoint of an stdiff run (or an import)"),
+        "folder to write",
+        export_upstream,
     )
-    parser.add_argument("ckpt", type=Path, help="checkpoint of an stdiff run (or an import)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="folder to write")
-    args = parser.parse_args(argv)
-    try:
-        out = export_upstream(args.ckpt, args.output)
-    except _errors() as e:
-        parser.exit(2, f"stdiff-export: error: {e}\n")
     print(f"wrote {out}/{{model_index.json,stdiff/,scheduler/}}")
     return 0
 

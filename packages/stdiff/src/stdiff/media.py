@@ -6,15 +6,9 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 from torch import Tensor
 
-
-def to_uint8(x: Tensor) -> np.ndarray:
-    """[..., C, H, W] in [-1, 1] -> [..., H, W, C] uint8 (C = 1 squeezed)."""
-    img = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    img = img.movedim(-3, -1).cpu().numpy()
-    return img[..., 0] if img.shape[-1] == 1 else img
+from motioncore.media import to_uint8
 
 
 def write_prediction_media(

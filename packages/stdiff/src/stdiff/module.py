@@ -9,21 +9,16 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from diffusers.optimization import get_cosine_with_hard_restarts_schedule_with_warmup
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from motioncore.diffusion import NoiseSchedule, diffusion_loss, sample
 from motioncore.metrics import lpips_or_none, psnr, ssim
-from motioncore.train import round_seed
+from motioncore.train import plain, round_seed
 from stdiff.media import write_prediction_media
 from stdiff.model.stdiff import STDiffModel
 
 # PSNR of a perfect prediction is infinite; cap it so means over frames stay finite.
 PSNR_CAP_DB = 100.0
-
-
-def _plain(value):
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
 
 class STDiffModule(pl.LightningModule):
@@ -54,10 +49,10 @@ class STDiffModule(pl.LightningModule):
         super().__init__()
         # plain containers: checkpoints must load with torch.load(weights_only=True)
         hparams = {
-            "STDiff": _plain(STDiff),
-            "noise": _plain(noise),
-            "optim": _plain(optim),
-            "eval": _plain(eval),
+            "STDiff": plain(STDiff),
+            "noise": plain(noise),
+            "optim": plain(optim),
+            "eval": plain(eval),
             "gradient_checkpointing": bool(gradient_checkpointing),
             "channels": None if channels is None else int(channels),
         }

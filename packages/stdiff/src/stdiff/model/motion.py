@@ -7,92 +7,11 @@ Data flow (reference stdiff.md, "Data flow"): observed frames -> frame differenc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torchsde
 from torch import Tensor, nn
 
-
-def strict_fields(cls, values: dict, where: str):
-    """Build dataclass ``cls`` from ``values``, rejecting unknown keys by name."""
-    names = set(cls.__dataclass_fields__)
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
-    return cls(**values)
-
-
-@dataclass
-class MotionEncoderConfig:
-    """``STDiff.DiffNet.MotionEncoder`` (upstream key names)."""
-
-    learn_diff_image: bool = True
-    image_size: list[int] | int = 64
-    in_channels: int | None = None  # None: the frames' channels (data.channels)
-    model_channels: int = 64
-    n_downs: int = 2
-
-    @property
-    def out_channels(self) -> int:
-        return self.model_channels * 2**self.n_downs
-
-
-@dataclass
-class DiffUnetConfig:
-    """``STDiff.DiffNet.DiffUnet``: depth and nonlinearity of the SDE drift/diffusion nets."""
-
-    n_layers: int = 2
-    nonlinear: str = "tanh"
-
-
-@dataclass
-class IntConfig:
-    """``STDiff.DiffNet.Int``: the SDE integrator (torchsde.sdeint arguments).
-
-    ``sde: false`` integrates the drift alone (g = 0, the ODE variant) with the same solver;
-    ``use_adjoint`` switches to ``torchsde.sdeint_adjoint`` (upstream's choice, memory-light).
-    """
-
-    sde: bool = True
-    method: str = "euler_heun"
-    noise_type: str = "diagonal"
-    sde_type: str = "stratonovich"
-    dt: float = 0.1
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    adaptive: bool = False
-    use_adjoint: bool = False
-
-
-@dataclass
-class DiffNetConfig:
-    """``STDiff.DiffNet`` with its sub-blocks; ``gru_update`` picks the ConvGRU rule."""
-
-    autoregressive: bool = True
-    super_res_training: bool = False
-    gru_update: str = "standard"
-    MotionEncoder: MotionEncoderConfig = field(default_factory=MotionEncoderConfig)
-    DiffUnet: DiffUnetConfig = field(default_factory=DiffUnetConfig)
-    Int: IntConfig = field(default_factory=IntConfig)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DiffNetConfig:
-        values = dict(values)
-        subs = {
-            "MotionEncoder": MotionEncoderConfig,
-            "DiffUnet": DiffUnetConfig,
-            "Int": IntConfig,
-        }
-        for key, sub in subs.items():
-            if key in values:
-                values[key] = strict_fields(sub, dict(values[key]), f"STDiff.DiffNet.{key}")
-        cfg = strict_fields(cls, values, "STDiff.DiffNet")
-        if cfg.gru_update not in ("standard", "upstream"):
-            raise ValueError(
-                f"STDiff.DiffNet.gru_update={cfg.gru_update!r}; use 'standard' or 'upstream'"
-            )
-        return cfg
+from stdiff.schema import DiffNetConfig, DiffUnetConfig, IntConfig, MotionEncoderConfig
 
 
 class MotionEncoder(nn.Module):
@@ -125,6 +44,8 @@ class ConvGRUCell(nn.Module):
 
     def __init__(self, channels: int, update: str = "standard"):
         super().__init__()
+        if update not in ("standard", "upstream"):
+            raise ValueError(f"STDiff.DiffNet.gru_update={update!r}; use 'standard' or 'upstream'")
         self.update = update
         self.gates = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)
         self.candidate = nn.Conv2d(2 * channels, channels, 3, padding=1)

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stdiff.model.motion import DiffNetConfig, TemporalDynamics
+from stdiff.model.motion import TemporalDynamics
 from stdiff.model.unet import UNet2DMotionCond
+from stdiff.schema import stdiff_config
 
 
 def _size(value) -> tuple[int, int]:
@@ -71,16 +72,10 @@ class STDiffModel(nn.Module):
 
     def __init__(self, STDiff: dict, channels: int | None = None):
         super().__init__()
-        unknown = sorted(set(STDiff) - {"Diffusion", "DiffNet"})
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown} in STDiff; valid: ['DiffNet', 'Diffusion']")
-        diffusion = dict(STDiff["Diffusion"])
-        if set(diffusion) != {"unet_config"}:
-            raise ValueError(f"STDiff.Diffusion takes only 'unet_config', got {sorted(diffusion)}")
-        STDiff = _with_channels(STDiff, channels)
-        diffusion = STDiff["Diffusion"]
-        self.cfg = DiffNetConfig.from_dict(dict(STDiff["DiffNet"]))
-        unet_cfg = dict(diffusion["unet_config"])
+        checked = stdiff_config(STDiff)
+        STDiff = _with_channels(dataclasses.asdict(checked), channels)
+        self.cfg = stdiff_config(STDiff).DiffNet
+        unet_cfg = dict(STDiff["Diffusion"]["unet_config"])
         # the complete config (defaults filled in), what save_pretrained writes
         self.config = {
             "Diffusion": {"unet_config": copy.deepcopy(unet_cfg)},
