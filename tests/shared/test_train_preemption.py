@@ -1,5 +1,6 @@
-"""Preemption: SIGTERM saves last.ckpt and exits 143; kill -9 loses at most one time interval;
-both resume (the second into the same pinned run directory, without CKPT)."""
+"""Preemption: SIGTERM (or SIGUSR1) saves last.ckpt at the step it stops and exits 143, so nothing
+is lost; kill -9 loses at most one time interval; both resume (the SIGTERM'd run into the same
+pinned run directory, without CKPT). Under DDP: tests/integration/test_ddp_preemption.py."""
 
 from __future__ import annotations
 
@@ -118,3 +119,30 @@ def test_checkpoint_file_gets_the_folder_permissions(tmp_path):
     AtomicCheckpointIO().save_checkpoint({"x": torch.ones(1)}, folder / "last.ckpt")
     assert (folder / "last.ckpt").stat().st_mode & 0o777 == 0o664
     assert [p.name for p in folder.iterdir()] == ["last.ckpt"]
+
+
+def test_sigusr1_mid_batch_saves_that_step_and_exits_143(
+    compose, toy_pipeline, tmp_path, monkeypatch
+):
+    """SLURM's ``--signal=USR1@90``: the batch it lands in finishes, is saved, and fit stops."""
+    import toy_pipeline as toy
+
+    real = toy.ToyModule.training_step
+
+    def signalled_at_step_3(self, batch, i):
+        if self.global_step == 3:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return real(self, batch, i)
+
+    monkeypatch.setattr(toy.ToyModule, "training_step", signalled_at_step_3)
+    cfg = compose(
+        toy_pipeline / "configs",
+        "toy",
+        [f"paths.output_dir={tmp_path}", "trainer.max_steps=50", "logger=none", "test=false"],
+    )
+    handler = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(SystemExit) as e:
+        run(cfg)
+    assert e.value.code == 143
+    assert _step(tmp_path / "checkpoints" / "last.ckpt") == 4  # step 3's update is kept
+    assert signal.getsignal(signal.SIGUSR1) is handler  # restored for whatever runs next

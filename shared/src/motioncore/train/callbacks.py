@@ -50,8 +50,11 @@ class RunCheckpoint(ModelCheckpoint):
       but for ``last.ckpt`` only, so the validation-monitored top-k keeps saving at validation);
       a kill -9 loses at most that much;
     - ``last.ckpt`` when SIGTERM (or SIGUSR1, which SLURM sends ahead of the time limit with
-      ``--signal=USR1@90``) arrives: Lightning stops fit at the end of the current batch and this
-      callback saves there, then :func:`motioncore.train.run` exits with code 143;
+      ``--signal=USR1@90``) arrives on any rank: at the end of the current batch every rank saves
+      and raises Lightning's ``SIGTERMException``, then :func:`motioncore.train.run` exits with
+      code 143. The signal handler only sets a flag; the ranks agree on it through one all-reduce
+      per batch. (Lightning's own handler runs a broadcast inside the signal handler, unmatched
+      by the other ranks' collectives: a 2-rank gloo run hung there after SIGTERM.)
     - at setup, unfinished temporary files of an interrupted write are removed;
     - a resumed run overwrites ``last.ckpt`` rather than writing ``last-v1.ckpt`` beside it.
     """
@@ -68,7 +71,8 @@ class RunCheckpoint(ModelCheckpoint):
             )
         self.last_every_minutes = last_every_minutes
         self._last_saved_at = time.monotonic()
-        self._previous_sigusr1 = None
+        self._previous_handlers: dict[int, object] = {}
+        self._stop_signal: int | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -78,21 +82,28 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._last_saved_at = time.monotonic()
+        self._stop_signal = None
+        signums = [signal.SIGTERM]
         # Lightning owns SIGUSR1 only under SLURM auto-requeue; otherwise treat it as SIGTERM.
         if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) in (
             signal.SIG_DFL,
             None,
         ):
-            self._previous_sigusr1 = signal.signal(signal.SIGUSR1, _forward_to_sigterm)
+            signums.append(signal.SIGUSR1)
+        for signum in signums:
+            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def _request_stop(self, signum, frame) -> None:
+        self._stop_signal = signum
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        self._restore_sigusr1()
+        self._restore_signals()
 
-    def _restore_sigusr1(self) -> None:
-        if self._previous_sigusr1 is not None:
-            signal.signal(signal.SIGUSR1, self._previous_sigusr1)
-            self._previous_sigusr1 = None
+    def _restore_signals(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates) -> None:
         super()._save_last_checkpoint(trainer, monitor_candidates)
@@ -100,28 +111,29 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if not self.save_last or self._last_global_step_saved == trainer.global_step:
-            return
-        done = 0 < trainer.max_steps <= trainer.global_step
         due = self.last_every_minutes is not None and (
             time.monotonic() - self._last_saved_at >= 60 * self.last_every_minutes
         )
-        # every rank must take the same decision: saving is a collective under DDP
-        if done or trainer.strategy.broadcast(due, src=0):
+        # every rank must take the same decisions (saving is a collective under DDP): one
+        # all-reduce per batch, a rank's time or signal counts for all
+        flags = torch.tensor(
+            [float(due), float(self._stop_signal is not None)], device=trainer.strategy.root_device
+        )
+        due, stop = (bool(v) for v in trainer.strategy.reduce(flags, reduce_op="max").tolist())
+        done = 0 < trainer.max_steps <= trainer.global_step
+        unsaved = self.save_last and self._last_global_step_saved != trainer.global_step
+        if unsaved and (done or due or stop):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if stop:
+            raise SIGTERMException
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
-        self._restore_sigusr1()
+        self._restore_signals()
+        # a signal before on_train_start is Lightning's (it raises SIGTERMException itself)
         preempted = isinstance(exception, SIGTERMException)
         if preempted and self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-def _forward_to_sigterm(signum, frame) -> None:
-    handler = signal.getsignal(signal.SIGTERM)
-    if callable(handler):
-        handler(signum, frame)
 
 
 class EMA(EMAWeightAveraging):

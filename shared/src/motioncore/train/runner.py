@@ -291,15 +291,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         except SIGTERMException:
             last = out_dir / "checkpoints" / "last.ckpt"
-            log.warning(
-                "stopped by SIGTERM/SIGUSR1 at global step %d; %s holds it. Resume with "
-                "make train MODEL=%s CKPT=%s (or RESUME=%s)",
-                trainer.global_step,
-                last,
-                cfg.get("package", "<package>"),
-                last,
-                out_dir,
-            )
+            if trainer.is_global_zero:  # every rank stops here; one line says so
+                log.warning(
+                    "stopped by SIGTERM/SIGUSR1 at global step %d; %s holds it. Resume with "
+                    "make train MODEL=%s CKPT=%s (or RESUME=%s)",
+                    trainer.global_step,
+                    last,
+                    cfg.get("package", "<package>"),
+                    last,
+                    out_dir,
+                )
             raise SystemExit(PREEMPTED_EXIT_CODE) from None
         metrics.update(_scalar_metrics(trainer.callback_metrics))
     if cfg.get("test", False):
