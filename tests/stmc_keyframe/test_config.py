@@ -48,6 +48,6 @@ def test_direct_dicts_are_checked_the_same_way(composed):
     assert diffusion_config(d) == d
     with pytest.raises(ValueError, match=r"diffusion\.smoth_sigma.*valid keys"):
         diffusion_config({**d, "smoth_sigma": 2.0})
-    missing = {k: v for k, v in d.items() if k != "keyframe_blend"}
-    with pytest.raises(ValueError, match="diffusion.keyframe_blend"):
+    missing = {k: v for k, v in d.items() if k != "foot_lock"}
+    with pytest.raises(ValueError, match="diffusion.foot_lock"):
         diffusion_config(missing)

@@ -8,8 +8,8 @@ positions are honoured in three steps:
    the x0 estimate so that the *decoded and anchored* joints meet the keyframes; the gradient
    flows through the differentiable decoder into the root velocities of every earlier frame;
 3. the final motion is re-anchored (best rigid yaw + XY shift, 2D Procrustes) and, optionally,
-   its root XY gets the smooth correction that closes the remaining keyframe gap; observed
-   features are put back on the keyframes and eased into their neighbours (no pop).
+   its root XY gets the smooth correction that closes the remaining keyframe gap; the optional
+   smoothing keeps the observed features exact and eases their neighbours onto them (no pop).
 """
 
 from __future__ import annotations
@@ -100,23 +100,6 @@ def smooth_fill(residual: torch.Tensor, mask: torch.Tensor, length: float) -> to
     return out.to(residual.dtype)
 
 
-def blend_keyframes(
-    x: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, length: float
-) -> torch.Tensor:
-    """Put the observed entries of ``x`` [B, T, F] back on ``values`` (where ``mask``) and ease
-    the neighbours in with :func:`smooth_fill` of the residual over ``length`` frames.
-
-    A hard overwrite at keyframe frames (or smoothing that blurs them) leaves a step between a
-    keyframe and the frames the model generated next to it: the pop CondMDI users report.
-    """
-    out = x.clone()
-    for b in range(len(x)):
-        n = int(lengths[b])
-        residual = (values[b, :n] - x[b, :n]) * mask[b, :n]
-        out[b, :n] = x[b, :n] + smooth_fill(residual, mask[b, :n].bool(), length)
-    return out
-
-
 def correct_trajectory(
     joints: torch.Tensor,
     target: torch.Tensor,
@@ -183,22 +166,49 @@ def observed_features(
     return values * mask, mask
 
 
-def smooth_features(feats: torch.Tensor, lengths: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian temporal smoothing of [B, T, F] features over each valid range (replicated
-    edges). A post-process against the frame-to-frame jitter of a briefly trained denoiser,
-    which otherwise reads as foot skating; ``sigma`` in frames, 0 leaves ``feats`` unchanged."""
+def smooth_features(
+    feats: torch.Tensor,
+    lengths: torch.Tensor,
+    sigma: float,
+    values: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Minimum-jerk smoothing of [B, T, F] features over each valid range, through the observed
+    entries ``values`` at ``mask`` (both [B, T, F]; None: nothing observed).
+
+    Every feature column y minimises ``|y - x|^2 + sigma^6 |D3 y|^2`` (Whittaker-Henderson with
+    third differences D3: jerk is what is penalised; the passband is about that of a Gaussian of
+    ``sigma`` frames) subject to y = value where observed. A post-process against the
+    frame-to-frame jitter of a briefly trained denoiser, which otherwise reads as foot skating;
+    because the keyframes are constraints of the same solve, the generated frames are eased
+    onto them with the least jerk, with no pop (smoothing first and overwriting the keyframes
+    after leaves a step next to every keyframe). ``sigma`` in frames, 0 leaves ``feats``
+    unchanged. Columns with the same observed frames share one solve.
+    """
     if sigma <= 0:
         return feats
-    radius = max(1, int(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=feats.dtype, device=feats.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).view(1, 1, -1)
     out = feats.clone()
     for b in range(len(feats)):
         n = int(lengths[b])
-        seq = feats[b, :n].T[:, None]  # [F, 1, n]
-        padded = torch.nn.functional.pad(seq, (radius, radius), mode="replicate")
-        out[b, :n] = torch.nn.functional.conv1d(padded, kernel)[:, 0].T
+        if n < 4:
+            continue
+        d3 = torch.diff(torch.eye(n, dtype=torch.float64), n=3, dim=0)
+        penalty = float(sigma) ** 6 * (d3.T @ d3)
+        system = torch.eye(n, dtype=torch.float64) + penalty
+        x = feats[b, :n].double().cpu()
+        given_all = (
+            torch.zeros_like(x, dtype=torch.bool) if mask is None else mask[b, :n].bool().cpu()
+        )
+        v = x if values is None else values[b, :n].double().cpu()
+        y = x.clone()
+        patterns, which = torch.unique(given_all.T, dim=0, return_inverse=True)
+        for p, given in enumerate(patterns):
+            cols = (which == p).nonzero()[:, 0]
+            k, free = given.nonzero()[:, 0], (~given).nonzero()[:, 0]
+            rhs = x[free][:, cols] - penalty[free][:, k] @ v[k][:, cols]
+            y[free[:, None], cols] = torch.linalg.solve(system[free][:, free], rhs)
+            y[k[:, None], cols] = v[k][:, cols]
+        out[b, :n] = y.to(feats.dtype).to(feats.device)
     return out
 
 

@@ -42,7 +42,6 @@ from motioncore.train import plain, round_seed
 from stmc_keyframe.data.amass import FPS
 from stmc_keyframe.keyframes import (
     anchor_to_keyframes,
-    blend_keyframes,
     correct_trajectory,
     interpolate_keyframes,
     keyframe_guidance_loss,
@@ -367,14 +366,14 @@ class StmcKeyframeModule(pl.LightningModule):
                           "weight": float(weight)}}  # fmt: skip
 
     def _finish(self, x, lengths, valid, kf) -> dict[str, torch.Tensor]:
-        """Denormalise, optional smoothing, keyframes eased back in (``keyframe_blend`` frames),
-        decode; with keyframes anchor and post-process."""
+        """Denormalise, optional minimum-jerk smoothing through the keyframes, decode; with
+        keyframes anchor and post-process."""
         d = self.d
-        feats = smooth_features(self.denormalize(x), lengths, float(d["smooth_sigma"]))
-        blend = float(d["keyframe_blend"])
-        if kf["target"] is not None and blend > 0:
-            values = self.denormalize(kf["keyframes"].values)
-            feats = blend_keyframes(feats, values, kf["obs"], lengths, blend)
+        feats = self.denormalize(x)
+        observed = kf["target"] is not None
+        values = self.denormalize(kf["keyframes"].values) if observed else None
+        feats = smooth_features(feats, lengths, float(d["smooth_sigma"]), values,
+                                kf["obs"] if observed else None)  # fmt: skip
         feats = feats * valid[..., None]
         joints = smplrifke.decode(feats).joints
         if kf["target"] is not None:

@@ -36,7 +36,6 @@ class DiffusionConfig:
     reconstruction_weight: float = MISSING
     trajectory_correction: bool = MISSING
     smooth_sigma: float = MISSING
-    keyframe_blend: float = MISSING
     foot_lock: bool = MISSING
     schedule: dict[str, Any] = MISSING
     denoiser: dict[str, Any] = MISSING

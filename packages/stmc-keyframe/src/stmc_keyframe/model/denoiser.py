@@ -94,5 +94,8 @@ class TransformerDenoiser(nn.Module):
         seq = seq + self.pe[: seq.shape[1]][None]
         n_prefix = seq.shape[1] - n
         pad = torch.cat([torch.zeros(b, n_prefix, dtype=torch.bool, device=x.device), ~valid], 1)
-        out = self.encoder(seq, src_key_padding_mask=pad)
+        # no padding (fixed-length crops, sampling): no mask, so attention skips building the
+        # -inf fill of every score row and the masked-row checks (the training profile's
+        # where/isneginf/all) and may take SDPA's fused kernel
+        out = self.encoder(seq, src_key_padding_mask=pad if bool(pad.any()) else None)
         return self.output(out[:, n_prefix:])
