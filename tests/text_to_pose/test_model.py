@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from motioncore.diffusion import guided_output
+from motioncore.masking import length_mask
 from text_to_pose.model.schedule import blend_betas, refinement_steps
 from text_to_pose.model.text_to_pose import refine_from_first_pose, unconditional_ids
 
@@ -85,6 +86,57 @@ def test_bf16_fast_path_matches_fp32(tiny_module, random_batch):
     fast, _ = refine_from_first_pose(*args, guidance=2.5, bf16=True)
     error = (fast - plain).abs().max() / plain.abs().max()
     assert error < 0.05
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_sdpa_encoder_equals_torch_transformer_encoder(tiny_module, random_batch, padded):
+    """The SDPA path (additive mask, or none when all tokens are valid) reproduces torch's
+    encoder, fused inference path included, with the same state dict."""
+    from torch import nn
+
+    from text_to_pose.model.encoders import Encoder
+
+    torch.manual_seed(1)
+    ours = Encoder(32, 4, 64, 2, 0.0).eval()
+    layer = nn.TransformerEncoderLayer(32, 4, 64, 0.0, batch_first=True)
+    torch_encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    torch_encoder.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 11, 32)
+    valid = length_mask([11, 7, 3] if padded else [11, 11, 11], 11)
+    for context in (torch.no_grad, torch.inference_mode):  # plain and fused torch paths
+        with context():
+            expected = torch_encoder(x, src_key_padding_mask=~valid)
+            torch.testing.assert_close(ours(x, valid), expected, atol=1e-5, rtol=0)
+    ours.train()
+    torch_encoder.train()
+    torch.testing.assert_close(ours(x, valid), torch_encoder(x, src_key_padding_mask=~valid),
+                               atol=1e-5, rtol=0)  # fmt: skip
+    # The whole sampler in bf16 autocast stays within bf16 tolerance of fp32.
+    model = tiny_module.model.eval()
+    batch = random_batch()
+    args = (model, batch["pose"][:, 0], batch["text_ids"], batch["text_valid"], batch["lengths"])
+    with torch.inference_mode():
+        plain, _ = refine_from_first_pose(*args, guidance=2.5)
+        fast, _ = refine_from_first_pose(*args, guidance=2.5, bf16=True)
+    assert (fast - plain).abs().max() / plain.abs().max() < 0.05
+
+
+def test_test_step_loss_follows_the_seeds_round(tiny_module, random_batch):
+    """SEEDS=N rounds draw different loss steps (round_seed); the sampler draws nothing, so
+    the generated poses are the same in every round."""
+    module = tiny_module.eval()
+    module._test_media_written = True  # no trainer: skip the media
+    batch = random_batch()
+    rounds = []
+    module.log = lambda name, value, **_: rounds[-1].update({name: float(value)})
+    for r in (0, 1, 0):
+        rounds.append({})
+        module.eval_round = r
+        with torch.no_grad():
+            module.test_step(batch, 0)
+    assert rounds[2] == rounds[0]
+    assert rounds[1]["test/loss"] != rounds[0]["test/loss"]
+    assert rounds[1]["test/dtw_mje"] == rounds[0]["test/dtw_mje"]
 
 
 def test_loss_does_not_mutate_the_batch_and_length_is_clamped(tiny_module, random_batch):
