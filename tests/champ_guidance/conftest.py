@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from champ_guidance.data.layout import frame_file, write_image, write_pose, write_video
+from champ_guidance.data.layout import PIXELFORMAT, frame_file, write_image, write_pose
 from champ_guidance.model.champ import ChampModel
+from motioncore.media import write_video
 
 TINY_UNET = dict(
     in_channels=3,
@@ -43,7 +44,7 @@ def write_layout(
     rng = np.random.default_rng(seed)
     for name in names:
         video = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
-        write_video(root / "videos" / f"{name}.mp4", video, fps=10)
+        write_video(root / "videos" / f"{name}.mp4", video, fps=10, pixelformat=PIXELFORMAT)
         write_image(root / "reference_images" / f"{name}.png", video[0])
         for i in range(frames):
             kp = np.concatenate([rng.uniform(0, size, (keypoints, 2)), np.ones((keypoints, 1))], 1)
@@ -174,15 +175,7 @@ def champ_net(cfg: dict, temporal: bool) -> ChampModel:
         ),
         image_encoder=dict(
             model_name="tiny",
-            tiny=dict(
-                image_size=16,
-                patch_size=8,
-                width=16,
-                layers=1,
-                heads=2,
-                mlp_ratio=2.0,
-                output_dim=unet["cross_attention_dim"],
-            ),
+            tiny=dict(TINY_CLIP, output_dim=unet["cross_attention_dim"]),
         ),
         temporal=dict(
             enabled=temporal,

@@ -4,6 +4,10 @@ overrides that rebuild it, lists dropped/unmapped keys and reproduces upstream's
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 import torch
 
@@ -47,6 +51,18 @@ def champ_release(tmp_path_factory, parity):
     return root, sd, fx
 
 
+def write_animation_inputs(folder) -> None:
+    """``folder/me.png`` (a 16 px reference) and ``folder/dwpose/`` (three 32 px PNG maps)."""
+    import numpy as np
+
+    from champ_guidance.data.layout import write_image
+
+    rng = np.random.default_rng(0)
+    write_image(folder / "me.png", rng.integers(0, 255, (16, 16, 3), np.uint8))
+    for i in range(3):
+        write_image(folder / "dwpose" / f"{i:04d}.png", rng.integers(0, 255, (32, 32, 3), np.uint8))
+
+
 def test_import_writes_a_checkpoint_that_reproduces_upstream(
     parity, champ_release, tmp_path, capsys
 ):
@@ -59,6 +75,7 @@ def test_import_writes_a_checkpoint_that_reproduces_upstream(
     assert main([str(root), "--sd15", str(sd), "-o", str(out), *TINY_OVERRIDES]) == 0
     printed = capsys.readouterr().out
     assert "dropped" in printed and "unmapped upstream keys: 0" in printed
+    assert "no motion-module weights (a stage-1 release)" in printed
     ckpt = torch.load(out, weights_only=True)
     info = ckpt["imported_from"]
     assert info["upstream"].startswith("fudan-generative-vision/champ@")
@@ -75,20 +92,12 @@ def test_import_writes_a_checkpoint_that_reproduces_upstream(
 
 def test_an_imported_checkpoint_samples(champ_release, tmp_path, compose, repo_root):
     """The sample entry point on an imported checkpoint, guidance from a folder of PNG maps."""
-    import numpy as np
-
-    from champ_guidance.data.layout import write_image
     from champ_guidance.sample import animate
 
     root, sd, _ = champ_release
     out = tmp_path / "champ.ckpt"
     assert main([str(root), "--sd15", str(sd), "-o", str(out), *TINY_OVERRIDES]) == 0
-    rng = np.random.default_rng(0)
-    write_image(tmp_path / "me.png", rng.integers(0, 255, (16, 16, 3), np.uint8))
-    for i in range(3):
-        write_image(
-            tmp_path / "dwpose" / f"{i:04d}.png", rng.integers(0, 255, (32, 32, 3), np.uint8)
-        )
+    write_animation_inputs(tmp_path)
     overrides = torch.load(out, weights_only=True)["hydra_overrides"]
     cfg = compose(
         repo_root / "packages/champ-guidance/src/champ_guidance/configs",
@@ -123,6 +132,48 @@ def test_import_refuses_foreign_files_by_name(champ_release, tmp_path, capsys):
         main([str(foreign), "--sd15", str(sd), "-o", str(tmp_path / "x.ckpt")])
     assert "is a Lightning checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_import_refuses_motion_modules_in_another_naming(champ_release, tmp_path, capsys):
+    """diffusers' MotionAdapter naming (no temporal_transformer, attn1) would load as unmapped
+    keys and leave the temporal modules at their zero initialisation: refused by name."""
+    root, sd, _ = champ_release
+    folder = tmp_path / "diffusers_named"
+    shutil.copytree(root, folder, ignore=shutil.ignore_patterns("sd15"))
+    key = "down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q.weight"
+    torch.save({key: torch.zeros(4, 4)}, folder / "motion_module.pth")
+    with pytest.raises(SystemExit):
+        main([str(folder), "--sd15", str(sd), "-o", str(tmp_path / "x.ckpt")])
+    err = capsys.readouterr().err
+    assert "motion_module.pth" in err and key in err and "temporal_transformer" in err
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_make_sample_animates_an_imported_checkpoint(champ_release, tmp_path, repo_root):
+    """A tiny CHAMP release folder -> champ-guidance-import -> ``make sample`` (the runner
+    rebuilds the architecture from the checkpoint's recorded overrides)."""
+    root, sd, _ = champ_release
+    out = tmp_path / "champ.ckpt"
+    assert main([str(root), "--sd15", str(sd), "-o", str(out), *TINY_OVERRIDES]) == 0
+    write_animation_inputs(tmp_path)
+    args = [
+        f"reference_image={tmp_path / 'me.png'}",
+        f"guidance_dirs.dwpose={tmp_path / 'dwpose'}",
+        "num_inference_steps=2",
+        f"output_dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(
+        ["make", "sample", "MODEL=champ-guidance", f"CKPT={out}", f"ARGS={' '.join(args)}"],
+        cwd=repo_root,
+        env={**os.environ, "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mp4 = tmp_path / "run" / "animation.mp4"
+    assert mp4.is_file() and mp4.stat().st_size > 0
 
 
 def test_fixture_files_stay_small(parity):

@@ -225,23 +225,12 @@ def test_diffusers_folder_loading_and_errors(make_net_kwargs, tmp_path):
     assert out.shape == (2, 4, 8, 8)
 
 
-def test_missing_clip_weights_warn_and_fall_back_to_random(tmp_path):
+def test_missing_clip_weights_warn_and_fall_back_to_random(tmp_path, make_net_kwargs):
     from champ_guidance.model.image_encoder import ReferenceImageEncoder
 
+    tiny = make_net_kwargs()["image_encoder"]["tiny"]  # output_dim 16
     with pytest.warns(UserWarning, match="random initialisation"):
-        enc = ReferenceImageEncoder(
-            "tiny",
-            weights=str(tmp_path / "clip.bin"),
-            tiny=dict(
-                image_size=16,
-                patch_size=8,
-                width=16,
-                layers=1,
-                heads=2,
-                mlp_ratio=2.0,
-                output_dim=16,
-            ),
-        )
+        enc = ReferenceImageEncoder("tiny", weights=str(tmp_path / "clip.bin"), tiny=tiny)
     assert enc(torch.zeros(2, 3, 20, 20)).shape == (2, 1, 16)
     assert not any(p.requires_grad for p in enc.parameters())
 
@@ -263,3 +252,18 @@ def test_overfits_one_batch(make_net_kwargs, make_batch):
         value.backward()
         opt.step()
     assert float(loss()) < first / 3
+
+
+def test_test_step_samples_follow_the_seeds_round(make_net_kwargs, make_batch):
+    """SEEDS=N: each evaluation round samples from other noise (round_seed); round 0 repeats."""
+    module = ChampModule(net=make_net_kwargs(), schedule=SCHEDULE, num_inference_steps=2).eval()
+    batch = make_batch()
+    rounds = []
+    module.log = lambda name, value, **_: rounds[-1].update({name: float(value)})
+    for r in (0, 1, 0):
+        rounds.append({})
+        module.eval_round = r
+        module.test_step(batch, 1)  # batch 0 would write media through the trainer
+    assert rounds[2] == rounds[0]
+    assert rounds[1]["test/l1"] != rounds[0]["test/l1"]
+    assert rounds[1]["baseline/l1"] == rounds[0]["baseline/l1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.signal import find_peaks
 
 
 def motion_speed(frames: torch.Tensor) -> np.ndarray:
@@ -22,18 +23,15 @@ def motion_speed(frames: torch.Tensor) -> np.ndarray:
 
 
 def kinematic_beats(speed: np.ndarray, min_depth: float = 0.1) -> np.ndarray:
-    """Interior local minima of ``speed`` at least ``min_depth`` x (max speed) below both
-    neighbouring maxima; a still video has none."""
+    """Interior local minima of ``speed`` whose prominence (depth below the lower of the highest
+    speeds on either side before a deeper minimum) is at least ``min_depth`` x (max speed); a
+    still video has none."""
+    speed = np.asarray(speed, dtype=np.float64)
     peak = float(speed.max()) if len(speed) else 0.0
     if peak <= 1e-6:
         return np.zeros(0, dtype=np.int64)
-    beats = []
-    for i in range(1, len(speed) - 1):
-        if speed[i] <= speed[i - 1] and speed[i] < speed[i + 1]:
-            left, right = speed[: i + 1].max(), speed[i:].max()
-            if min(left, right) - speed[i] >= min_depth * peak:
-                beats.append(i)
-    return np.asarray(beats, dtype=np.int64)
+    minima, _ = find_peaks(-speed, prominence=min_depth * peak)
+    return minima.astype(np.int64)
 
 
 def beat_alignment_score(kinematic: np.ndarray, music: np.ndarray, sigma: float) -> float:

@@ -22,6 +22,12 @@ Key mapping (upstream -> this package's ``ChampModel``):
   ``attentions.<last>`` -> ``attention``; the other ``attentions.*`` and ``guidance_attention``
   are built and saved by upstream but never run, and are dropped (listed, not an error).
 
+A CHAMP stage-1 (pre-AnimateDiff) release, without motion-module weights, imports as a model
+without temporal modules (train them with ``stage=2``). Motion-module keys in another naming
+than AnimateDiff's original one (diffusers' ``MotionAdapter``/``UNetMotionModel`` with
+``attn1``/``norm1`` and no ``temporal_transformer``, or a prefixed state dict) are refused by
+name: loaded as unmapped keys they would leave zero-initialised, silently inactive modules.
+
 Every other upstream key is reported as unmapped in the checkpoint's ``imported_from`` and on
 the console; a shape mismatch is an error naming the key (the Hydra overrides do not describe
 the released architecture). The output is a Lightning-style dict that ``make sample``,
@@ -40,6 +46,9 @@ import torch
 UPSTREAM = "fudan-generative-vision/champ@02e5533"
 CHAMP_GUIDANCE_TYPES = ("depth", "normal", "semantic_map", "dwpose")  # upstream's channel order
 _MOTION = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.")
+_ANIMATEDIFF = re.compile(
+    r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modules\.\d+\.temporal_transformer\."
+)
 _ATTENTION = re.compile(r"^attentions\.(\d+)\.(.*)$")
 
 
@@ -83,7 +92,23 @@ def read_champ_folder(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
             f"{[f'{s}.pth' for s in expected]} (HF fudan-generative-ai/champ)"
         )
     _check_is_champ(folder, files)
+    _check_motion_naming(folder, files)
     return files
+
+
+def _check_motion_naming(folder: Path, files: dict) -> None:
+    for stem in ("denoising_unet", "motion_module"):
+        odd = [
+            k for k in files.get(stem, {}) if "motion_modules" in k and not _ANIMATEDIFF.match(k)
+        ]
+        if odd:
+            raise ChampImportError(
+                f"{folder / stem}.pth: motion-module key {odd[0]!r} is not in AnimateDiff's "
+                "original naming '<block>.motion_modules.<j>.temporal_transformer.<...>' that "
+                "CHAMP saves (this looks like diffusers' MotionAdapter naming or a prefixed state "
+                "dict); pass CHAMP's own motion_module.pth, or leave the file out to import "
+                "without temporal modules"
+            )
 
 
 def _check_is_champ(folder: Path, files: dict) -> None:
@@ -232,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     info = ckpt["imported_from"]
     print(f"wrote {args.output}")
     print(f"  overrides: {' '.join(ckpt['hydra_overrides'])}")
+    if "model.net.temporal.enabled=true" not in ckpt["hydra_overrides"]:
+        print(
+            "  no motion-module weights (a stage-1 release): imported without temporal "
+            "modules; add them with stage=2 training"
+        )
     print(f"  dropped {len(info['dropped_unused_keys'])} unused upstream keys (never run upstream)")
     print(f"  kept base weights for {len(info['base_weight_keys'])} keys (SD-1.5, CLIP)")
     print(f"  unmapped upstream keys: {len(info['unmapped_keys'])}")

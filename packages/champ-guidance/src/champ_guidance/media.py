@@ -8,13 +8,8 @@ import imageio.v2 as iio
 import numpy as np
 import torch
 
-from champ_guidance.data.layout import write_video
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """``[..., 3, H, W]`` in [-1, 1] -> ``[..., H, W, 3]`` uint8."""
-    x = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
+from champ_guidance.data.layout import PIXELFORMAT
+from motioncore.media import to_uint8, write_video
 
 
 def save_animation(stem: Path, frames: torch.Tensor, fps: float) -> list[Path]:
@@ -22,7 +17,7 @@ def save_animation(stem: Path, frames: torch.Tensor, fps: float) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     video = to_uint8(frames)
     mp4, gif = stem.with_suffix(".mp4"), stem.with_suffix(".gif")
-    write_video(mp4, video, fps)
+    write_video(mp4, video, fps, pixelformat=PIXELFORMAT)
     iio.mimsave(gif, list(video), duration=1000.0 / fps, loop=0)
     return [mp4, gif]
 

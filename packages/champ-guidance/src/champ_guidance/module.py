@@ -10,19 +10,15 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from diffusers.optimization import get_scheduler
-from omegaconf import DictConfig, OmegaConf
 
 from champ_guidance.beats import beat_alignment_score, kinematic_beats, motion_speed
 from champ_guidance.media import save_clip_media
 from champ_guidance.model.champ import ChampModel
 from motioncore.diffusion import Guidance, NoiseSchedule, diffusion_loss, sample
 from motioncore.metrics import psnr, ssim
+from motioncore.train import plain, round_seed
 
 log = logging.getLogger(__name__)
-
-
-def _plain(x):
-    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
 
 
 def check_sampler_knobs(
@@ -73,7 +69,7 @@ class ChampModule(pl.LightningModule):
     ):
         super().__init__()
         # plain containers, so checkpoints load with torch.load(weights_only=True)
-        net, schedule, extra_loss = _plain(net), _plain(schedule), _plain(extra_loss)
+        net, schedule, extra_loss = plain(net), plain(schedule), plain(extra_loss)
         self.save_hyperparameters()
         check_sampler_knobs(num_inference_steps, context_window, context_overlap)
         if stage not in (1, 2):
@@ -218,7 +214,9 @@ class ChampModule(pl.LightningModule):
         target = batch["frames"]
         b, f = target.shape[:2]
         pred = self.generate(
-            batch["reference"], batch["guidance"], seed=self.hparams.eval_seed + batch_idx
+            batch["reference"],
+            batch["guidance"],
+            seed=round_seed(self, self.hparams.eval_seed + batch_idx),  # SEEDS=N: one per round
         )
         baseline = batch["reference"][:, None].expand_as(target)
         for prefix, frames in (("test", pred), ("baseline", baseline)):

@@ -28,9 +28,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v2 as iio
 import numpy as np
 from PIL import Image
+
+from motioncore import media
 
 VIDEO_DIR, POSE_DIR, MUSIC_DIR, REF_DIR, AUDIO_DIR = (
     "videos",
@@ -58,18 +59,9 @@ def guidance_folder(guidance_type: str) -> str:
 
 
 # ---- writing ---------------------------------------------------------------------------------
-def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    """H.264 mp4, yuv444p (no chroma subsampling, which would smear small renders)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.mimwrite(
-        str(path),
-        frames,
-        fps=fps,
-        codec="libx264",
-        macro_block_size=1,
-        pixelformat="yuv444p",
-        ffmpeg_params=["-crf", "12"],
-    )
+# Videos are written with motioncore.media.write_video(..., pixelformat=PIXELFORMAT): 4:4:4, as
+# 4:2:0 chroma subsampling smears the one-pixel limbs of small renders.
+PIXELFORMAT = "yuv444p"
 
 
 def write_pose(path: Path, keypoints: np.ndarray, pose_type: str, frame_id: int) -> None:
@@ -90,19 +82,12 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 # ---- reading ---------------------------------------------------------------------------------
 def read_video(path: Path) -> tuple[np.ndarray, float]:
-    """All frames ``[T, H, W, 3]`` uint8 and the frame rate."""
-    if not path.is_file():
-        raise DataLayoutError(f"video {path} does not exist")
+    """All frames ``[T, H, W, 3]`` uint8 and the frame rate (motioncore.media's reader; its
+    missing-file and decoding errors become :class:`DataLayoutError`)."""
     try:
-        reader = iio.get_reader(str(path), format="FFMPEG")
-        fps = float(reader.get_meta_data().get("fps", 0.0))
-        frames = np.stack([np.asarray(f)[..., :3] for f in reader.iter_data()])
-        reader.close()
-    except Exception as e:  # imageio raises several types for corrupt files
-        raise DataLayoutError(
-            f"video {path} cannot be decoded ({type(e).__name__}: {e}); re-encode it as H.264 mp4"
-        ) from e
-    return frames, fps
+        return media.read_video(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise DataLayoutError(str(e)) from e
 
 
 def read_image(path: Path) -> np.ndarray:

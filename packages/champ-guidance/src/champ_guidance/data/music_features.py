@@ -5,16 +5,40 @@ one STFT hop is one video frame, and stacks onset strength (1), MFCC (20), chrom
 onset-peak one-hot (1) and beat one-hot (1) = 35 dims. ``onset`` is the 1-d variant (onset
 strength only). Deviation, for a well-scaled encoder input: onset strength is divided by its
 track maximum and MFCC/chroma are standardised per track.
+
+librosa JIT-compiles with numba's on-disk cache, by default beside librosa's own files; two
+processes writing it at once (two preparations, or a preparation next to a training run that
+builds its data) crashed one of them. Each process that imports this module therefore compiles
+into its own temporary cache folder (``NUMBA_CACHE_DIR``, removed at exit). This must happen
+before numba's first import, so import librosa through this module.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import librosa
 import numpy as np
+
+
+def private_numba_cache() -> str:
+    """Point numba's cache at a fresh folder owned by this process (see the module docstring)."""
+    path = tempfile.mkdtemp(prefix=f"numba-cache-{os.getpid()}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = path
+    if "numba.core.config" in sys.modules:  # already imported: re-read the environment
+        sys.modules["numba.core.config"].reload_config()
+    return path
+
+
+NUMBA_CACHE_DIR = private_numba_cache()
+
+import librosa  # noqa: E402  (after the cache folder is set)
 
 HOP_LENGTH = 512
 FEATURE_SETS = {"onset": 1, "edge35": 35}

@@ -19,16 +19,17 @@ from champ_guidance.data import figure
 from champ_guidance.data.layout import (
     AUDIO_DIR,
     MUSIC_DIR,
+    PIXELFORMAT,
     POSE_DIR,
     REF_DIR,
     VIDEO_DIR,
     frame_file,
     write_image,
     write_pose,
-    write_video,
 )
 from champ_guidance.data.music_features import music_features, write_feature_frames
 from motioncore.data import BuiltinData
+from motioncore.media import write_video
 
 
 def generate_video(
@@ -56,7 +57,7 @@ def generate_video(
             figure.POSE_TYPE,
             i,
         )
-    write_video(root / VIDEO_DIR / f"{name}.mp4", np.stack(frames), fps)
+    write_video(root / VIDEO_DIR / f"{name}.mp4", np.stack(frames), fps, pixelformat=PIXELFORMAT)
     rest = figure.pose_to_keypoints(figure.REST_POSE, size, style.scale)
     write_image(root / REF_DIR / f"{name}.png", figure.render_frame(rest, size, style))
     feats = music_features(wav, fps, num_frames, feature_set)
