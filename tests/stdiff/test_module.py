@@ -78,6 +78,24 @@ def test_bf16_autocast_denoiser_matches_fp32(make_module, clip_batch):
     assert rel < 0.05, rel
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_channels_last_sampling_matches_contiguous(make_module, clip_batch, bf16):
+    """The channels-last fast path samples the same futures as NCHW (up to float reassociation,
+    which 4 solver steps amplify to ~1e-4; bf16: within its rounding) and leaves the weights
+    NCHW afterwards."""
+    vo, idx_o = clip_batch["vo"], clip_batch["idx_o"]
+    idx_p = clip_batch["idx_p"]
+    out = {}
+    for cl in (False, True):
+        module = make_module(channels_last=cl, bf16=bf16).eval()
+        g = torch.Generator().manual_seed(0)
+        out[cl] = module.predict(vo, idx_o, idx_p, 2, generator=g)
+        conv = module.model.unet.unet.conv_in.weight
+        assert conv.is_contiguous()
+    tol = 5e-2 if bf16 else 2e-4
+    torch.testing.assert_close(out[True], out[False], atol=tol, rtol=0)
+
+
 def test_video_metrics_best_mean_and_baseline():
     g = torch.Generator().manual_seed(0)
     target = torch.rand(2, 3, 1, 16, 16, generator=g) * 2 - 1

@@ -1,14 +1,16 @@
 """``make bench MODEL=stdiff``: the upstream KITTI range-image (kitti_range) workloads, 64 x 512.
 
 Rows (kwargs from ``make bench ARGS="k=v"``):
-- UNet forward of one 64 x 512 frame, fp32 and bf16 autocast (diffusers' SDPA attention);
-- seconds per predicted frame for DDPM-100 and DPM-Solver++-20 (bf16 autocast, SPADE gamma/beta
-  cached over the steps of a frame): motion branch + ``sample_steps`` timed denoising steps,
+- UNet forward of one 64 x 512 frame, fp32 and bf16 autocast + channels-last (diffusers' SDPA
+  attention);
+- seconds per predicted frame for DDPM-100 and DPM-Solver++-20 (bf16 autocast, channels-last,
+  SPADE gamma/beta cached over the steps of a frame): motion branch + ``sample_steps`` timed denoising steps,
   extrapolated linearly to the full step count and labelled so; ``sample_steps=99`` measures
   DDPM-100 without extrapolation;
-- training step, batch 1, 3 observed + 3 predicted frames (AdamW), only with ``train=1`` (minutes
-  on a 2-core CPU): ``train_bf16`` (default 1) bf16 autocast, ``checkpointing`` (default 1)
-  gradient checkpointing of the UNet's ResNet blocks, ``train_warmup`` (default 1) untimed steps;
+- training step, batch 1, 3 observed + 3 predicted frames (AdamW; ``train=0`` skips it, the
+  longest row: two steps of about 16 TFLOP each): ``train_bf16`` (default 1) bf16 autocast,
+  ``checkpointing`` (default 1) gradient checkpointing of the UNet's ResNet blocks,
+  ``train_warmup`` (default 1) untimed steps;
 - training step of the quickstart model (seconds).
 Each heavy row runs in a fresh spawned process that reports its own timings and peak RSS
 (``peak_mem_gb``). FLOPs come from torch's FlopCounterMode on the ``meta`` device (no compute):
@@ -77,7 +79,8 @@ def _w_unet(bf16: bool, repeats: int) -> float:
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             return unet(x, t, m)
 
-    return time_fn(forward, repeats, warmup=1)["median_s"]
+    with unet.channels_last(bf16):  # the sampling path's layout; fp32 stays upstream's NCHW
+        return time_fn(forward, repeats, warmup=1)["median_s"]
 
 
 def _sample_frame(module, steps: int) -> None:
@@ -112,7 +115,7 @@ def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> floa
 
 def benchmarks(
     quick: str = "0",
-    train: str = "0",
+    train: str = "1",
     sample_steps: str = "2",
     repeats: str = "2",
     train_bf16: str = "1",
@@ -130,7 +133,7 @@ def benchmarks(
         unet_flops, spade_flops = _unet_flops()
         step_flops = unet_flops - spade_flops
         for bf16 in (False, True):
-            label = "bf16 autocast" if bf16 else "fp32"
+            label = "bf16 autocast + channels-last" if bf16 else "fp32"
             seconds, peak = run_in_fresh_process(_w_unet, bf16, reps)
             yield ({
                 "name": f"kitti_range UNet forward, 1 frame 64x512, {label}, SDPA",
@@ -151,7 +154,7 @@ def benchmarks(
             exact = sampler == "ddpm" and total == steps + 1
             yield ({
                 "name": f"predict 1 frame 64x512, {sampler} {total} steps, bf16 + SDPA + "
-                "cached SPADE",
+                "cached SPADE + channels-last",
                 "seconds": overhead + total * per_step,
                 "flops": step_flops * total + spade_flops, "peak_mem_gb": peak,
                 "upstream_seconds": UPSTREAM_FRAME_S,
@@ -164,7 +167,8 @@ def benchmarks(
                     "motion SDE/SPADE per frame"
                 )
                 + "; upstream is DDPM-100 fp32 (730 s); target <= 0.1 for a frame of equal "
-                "quality (DPM-Solver-20); quality vs DDPM-100 not measured (random weights); "
+                "quality (DPM-Solver-20); its quality against DDPM-100 on the quickstart checkpoint "
+                "is not measured yet (docs/stdiff.md); "
                 f"load average {load}",
             })  # fmt: skip
 

@@ -30,7 +30,8 @@ class STDiffModule(pl.LightningModule):
         ``num_cycles`` of diffusers' cosine-with-hard-restarts.
     eval: ``num_samples`` (N futures per video), ``sampler``/``num_steps`` used in test,
         ``chunk`` (frames predicted per motion rollout; later chunks re-observe the last To
-        predictions), ``bf16`` (CPU/GPU bf16 autocast for sampling).
+        predictions), ``bf16`` (CPU/GPU bf16 autocast for sampling), ``channels_last``
+        (channels-last UNet weights and activations while sampling; the same numbers).
     gradient_checkpointing: recompute the UNet's ResNet blocks in backward (less activation
         memory for the 64 x 512 model, about a third more compute).
     channels: channels of the data's frames (``${data.channels}``); the UNet and the motion
@@ -165,7 +166,11 @@ class STDiffModule(pl.LightningModule):
         targets = idx_p.repeat_interleave(n, 0)
         out = []
         device_type = vo.device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        channels_last = self.eval_cfg.get("channels_last", True)
+        with (
+            torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16),
+            self.model.unet.channels_last(channels_last),
+        ):
             for start in range(0, targets.shape[1], chunk):
                 tp = targets[:, start : start + chunk]
                 m_feat = self.model.motion(obs, times, tp, entropy=self._entropy(generator))

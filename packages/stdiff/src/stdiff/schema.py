@@ -113,6 +113,7 @@ class EvalConfig:
     chunk: int = 3
     bf16: bool = False
     clip_x0: bool = True
+    channels_last: bool = True
 
 
 @dataclass
