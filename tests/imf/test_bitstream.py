@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import lightning
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from imf import bitstream
 from imf.codec import clip_tokens, load_token_file
-from imf.data import SyntheticSpec, read_video, render_clip, write_video
 from imf.model import IMFGenerator
 from imf.module import IMFModule
-
-
-def _frames(n: int = 6) -> np.ndarray:
-    return render_clip(SyntheticSpec(image_size=32, frames=n, sprites=1), np.random.default_rng(0))
+from motioncore.media import read_video, write_video
 
 
 @pytest.fixture
@@ -24,8 +21,8 @@ def generator(tiny_generator_kwargs):
     return IMFGenerator(**tiny_generator_kwargs).eval()
 
 
-def test_decoded_tokens_are_bit_identical_to_the_encoders(generator):
-    frames = _frames()
+def test_decoded_tokens_are_bit_identical_to_the_encoders(generator, clip_frames):
+    frames = clip_frames(6)
     blob, symbols = bitstream.encode_clip(generator, frames, fps=10.0, quality=8)
     stream = bitstream.unpack(blob)
     assert np.array_equal(stream.symbols, symbols) and stream.symbols.dtype == np.int32
@@ -38,8 +35,8 @@ def test_decoded_tokens_are_bit_identical_to_the_encoders(generator):
     assert decoded.shape == (6, 32, 32, 3) and decoded.dtype == np.uint8
 
 
-def test_rate_grows_and_error_shrinks_with_quality(generator):
-    frames = _frames()
+def test_rate_grows_and_error_shrinks_with_quality(generator, clip_frames):
+    frames = clip_frames(6)
     _, tokens = clip_tokens(generator, frames)
     sizes, errors = [], []
     for quality in (1, 8, 64):
@@ -60,8 +57,8 @@ def test_entropy_coding_beats_fixed_width_symbols():
     assert payload < symbols.size  # under one byte per token entry (int32 would be 4)
 
 
-def test_truncated_or_foreign_bitstreams_name_the_file(generator, tmp_path):
-    blob, _ = bitstream.encode_clip(generator, _frames(3), fps=10.0, quality=4)
+def test_truncated_or_foreign_bitstreams_name_the_file(generator, tmp_path, clip_frames):
+    blob, _ = bitstream.encode_clip(generator, clip_frames(3), fps=10.0, quality=4)
     path = tmp_path / "clip.imf"
     for cut in (10, bitstream.HEADER.size + 3, len(blob) - 200, len(blob) - 1):
         path.write_bytes(blob[:cut])
@@ -72,8 +69,10 @@ def test_truncated_or_foreign_bitstreams_name_the_file(generator, tmp_path):
         bitstream.read_bitstream(path)
 
 
-def test_bitstream_refuses_another_checkpoint(generator, tiny_generator_kwargs):
-    blob, _ = bitstream.encode_clip(generator, _frames(3), fps=10.0, quality=4, checkpoint="a.ckpt")
+def test_bitstream_refuses_another_checkpoint(generator, tiny_generator_kwargs, clip_frames):
+    blob, _ = bitstream.encode_clip(
+        generator, clip_frames(3), fps=10.0, quality=4, checkpoint="a.ckpt"
+    )
     torch.manual_seed(1)
     other = IMFGenerator(**tiny_generator_kwargs).eval()
     with pytest.raises(bitstream.BitstreamError, match="another checkpoint.*a.ckpt"):
@@ -89,20 +88,11 @@ def test_truncated_token_file_names_the_file(tmp_path):
         load_token_file(path)
 
 
-def test_encode_decode_cli_with_a_bitstream(tiny_module_kwargs, tmp_path, capsys):
+def test_encode_decode_cli_with_a_bitstream(tiny_checkpoint, clip_frames, tmp_path, capsys):
     from imf import decode, encode
 
-    module = IMFModule(**tiny_module_kwargs)
-    ckpt = tmp_path / "last.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": lightning.__version__,
-        },
-        ckpt,
-    )
-    video = write_video(tmp_path / "in.mp4", _frames(4), fps=8)
+    module, ckpt = tiny_checkpoint
+    video = write_video(tmp_path / "in.mp4", clip_frames(4), fps=8)
     clip, out = tmp_path / "clip.imf", tmp_path / "out.mp4"
     args = [str(video), "-o", str(clip), "--ckpt", str(ckpt), "--quality", "16"]
     assert encode.main(args) == 0
@@ -114,15 +104,15 @@ def test_encode_decode_cli_with_a_bitstream(tiny_module_kwargs, tmp_path, capsys
         encode.main([str(video), "-o", str(tmp_path / "clip.bin"), "--ckpt", str(ckpt)])
 
 
-def test_rate_distortion_curve_and_plot(generator, tmp_path):
+def test_rate_distortion_curve_and_plot(generator, tmp_path, clip_frames):
     from imf.data import to_model_frames
-    from imf.module import IMFModule
     from imf.rate_distortion import rate_distortion, write_report
 
-    clips = [to_model_frames(_frames(4), 32)]
+    clips = [to_model_frames(clip_frames(4), 32)]
     curve = rate_distortion(generator, clips, [1, 16], IMFModule.image_quality)
     low, high = curve["points"]
     assert curve["baseline"]["bpp"] < low["bpp"] < high["bpp"]
-    assert {"psnr", "ssim", "l1"} <= set(low) and curve["frames"] == 4
+    assert {"psnr", "ssim", "l1"} <= set(low) and curve["frames"] == 3  # after the reference
+    assert math.isfinite(curve["baseline"]["psnr"])  # frame 0 is the baseline's exact copy
     json_path, png_path = write_report(curve, tmp_path)
     assert png_path.read_bytes()[:4] == b"\x89PNG" and json_path.is_file()

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import lightning
 import numpy as np
 import pytest
 import torch
 
 from imf.codec import decode_tokens, encode_frames, load_token_file, save_token_file
-from imf.data import SyntheticSpec, read_video, render_clip, to_model_frames, to_uint8, write_video
+from imf.data import to_model_frames
 from imf.model import IMFGenerator
-from imf.module import IMFModule
+from motioncore.media import read_video, to_uint8, write_video
 
 
-def _frames(n: int = 5) -> np.ndarray:
-    return render_clip(SyntheticSpec(image_size=32, frames=n, sprites=1), np.random.default_rng(0))
-
-
-def test_round_trip_equals_direct_reconstruction(tiny_generator_kwargs, tmp_path):
+def test_round_trip_equals_direct_reconstruction(tiny_generator_kwargs, tmp_path, clip_frames):
     torch.manual_seed(0)
     gen = IMFGenerator(**tiny_generator_kwargs).eval()
-    frames = _frames()
+    frames = clip_frames(5)
     data = encode_frames(gen, frames, fps=10.0)
     assert data["tokens"].dtype == np.float16 and data["tokens"].shape == (5, 8)
     path = save_token_file(tmp_path / "t.npz", data)
@@ -35,9 +30,9 @@ def test_round_trip_equals_direct_reconstruction(tiny_generator_kwargs, tmp_path
     assert np.abs(decoded.astype(int) - direct).max() <= 3
 
 
-def test_token_file_mismatch_is_a_clear_error(tiny_generator_kwargs, tmp_path):
+def test_token_file_mismatch_is_a_clear_error(tiny_generator_kwargs, tmp_path, clip_frames):
     gen = IMFGenerator(**tiny_generator_kwargs).eval()
-    data = encode_frames(gen, _frames(2), fps=10.0)
+    data = encode_frames(gen, clip_frames(2), fps=10.0)
     other = IMFGenerator(**{**tiny_generator_kwargs, "token_dim": 4}).eval()
     with pytest.raises(ValueError, match="checkpoint that encoded"):
         decode_tokens(other, data)
@@ -47,23 +42,14 @@ def test_token_file_mismatch_is_a_clear_error(tiny_generator_kwargs, tmp_path):
     with pytest.raises(ValueError, match="truncated or not a .npz token file"):
         load_token_file(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="reference_index"):
-        encode_frames(gen, _frames(2), fps=10.0, reference_index=5)
+        encode_frames(gen, clip_frames(2), fps=10.0, reference_index=5)
 
 
-def test_encode_decode_cli_round_trip(tiny_module_kwargs, tmp_path, capsys):
+def test_encode_decode_cli_round_trip(tiny_checkpoint, clip_frames, tmp_path, capsys):
     from imf import decode, encode
 
-    module = IMFModule(**tiny_module_kwargs)
-    ckpt = tmp_path / "last.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": lightning.__version__,
-        },
-        ckpt,
-    )
-    video = write_video(tmp_path / "in.mp4", _frames(6), fps=8)
+    module, ckpt = tiny_checkpoint
+    video = write_video(tmp_path / "in.mp4", clip_frames(6), fps=8)
     tokens, out = tmp_path / "tokens.npz", tmp_path / "out.mp4"
     assert (
         encode.main([str(video), "-o", str(tokens), "--ckpt", str(ckpt), "--frame-skip", "2"]) == 0

@@ -16,12 +16,10 @@ from imf.data import (
     find_clips,
     generate,
     read_clip,
-    read_video,
     render_clip,
     to_model_frames,
-    to_uint8,
-    write_video,
 )
+from motioncore.media import read_video, to_uint8, write_video
 
 SPEC = SyntheticSpec(image_size=32, frames=6, train_clips=2, val_clips=1, test_clips=1, sprites=1)
 
@@ -132,4 +130,4 @@ def test_bad_inputs_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="not enough for data.val_clips"):
         IMFDataModule(root=str(tmp_path), val_clips=1, test_clips=1).setup()
     with pytest.raises(ValueError, match="uint8"):
-        write_video(tmp_path / "x.mp4", np.zeros((2, 8, 8, 3), np.float32))
+        write_video(tmp_path / "x.mp4", np.zeros((2, 8, 8, 3), np.float32), 8)

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import lightning
 import pytest
 import torch
-
-from imf.module import IMFModule
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
-def test_exported_decoder_matches_torch(tiny_module_kwargs, tmp_path, capsys):
+def test_exported_decoder_matches_torch(tiny_checkpoint, tmp_path, capsys):
     import onnxruntime
 
     from imf import export
 
-    torch.manual_seed(0)
-    module = IMFModule(**tiny_module_kwargs)
-    ckpt = tmp_path / "last.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": lightning.__version__,
-        },
-        ckpt,
-    )
+    module, ckpt = tiny_checkpoint
     out = tmp_path / "decoder.onnx"
     assert export.main(["--ckpt", str(ckpt), "-o", str(out), "--batch", "2"]) == 0
     assert "decoder: onnxruntime vs torch" in capsys.readouterr().out

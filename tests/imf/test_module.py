@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import lightning.pytorch as pl
@@ -10,9 +11,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from imf.data import SyntheticSpec, render_clip, to_model_frames
-from imf.module import IMFModule, check_precision
+from imf.data import ClipPairs, SyntheticSpec, render_clip, to_model_frames
+from imf.module import IMFModule, check_precision, redraw_current
 from motioncore.losses import hinge_d_loss
+from motioncore.media import write_video
 
 
 class OnePair(Dataset):
@@ -138,18 +140,104 @@ def test_fp16_is_rejected_and_bf16_autocast_trains(tiny_module_kwargs):
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
+class RecordLR(pl.Callback):
+    """The learning rates each training iteration ran with."""
+
+    def __init__(self):
+        self.lrs = []
+
+    def on_train_batch_start(self, trainer, *args):
+        self.lrs.append([o.param_groups[0]["lr"] for o in trainer.optimizers])
+
+
 def test_cosine_schedule_decays_both_learning_rates(tiny_module_kwargs):
     kwargs = {**tiny_module_kwargs, "lr_schedule": "cosine", "lr_min_ratio": 0.1}
     module = IMFModule(**kwargs)
-    assert module.lr_factor(0, 10) == 1.0
-    assert module.lr_factor(5, 10) == pytest.approx(0.55)
-    assert module.lr_factor(10, 10) == pytest.approx(0.1)
-    assert IMFModule(**tiny_module_kwargs).lr_factor(5, 10) == 1.0  # constant (the default)
-    trainer = _fit(module, 4)
-    opt_g, opt_d = trainer.optimizers
-    # The last step (global step 3 of 4) ran with the cosine factor of step 3.
-    factor = module.lr_factor(3, 4)
-    assert opt_g.param_groups[0]["lr"] == pytest.approx(module.hparams.lr_g * factor)
-    assert opt_d.param_groups[0]["lr"] == pytest.approx(module.hparams.lr_d * factor)
+    record = RecordLR()
+    trainer = pl.Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=[record],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, DataLoader(OnePair(), batch_size=4))
+    # Iteration s of 4 runs at base * (0.1 + 0.9 * (1 + cos(pi s / 4)) / 2), the curve of the
+    # former hand-written decay; after the last one the rates sit at the 0.1 floor.
+    expected = [0.1 + 0.9 * (1 + math.cos(math.pi * s / 4)) / 2 for s in range(5)]
+    final = [[o.param_groups[0]["lr"] for o in trainer.optimizers]]
+    for (lr_g, lr_d), factor in zip(record.lrs + final, expected, strict=True):
+        assert lr_g == pytest.approx(module.hparams.lr_g * factor)
+        assert lr_d == pytest.approx(module.hparams.lr_d * factor)
+    constant = IMFModule(**tiny_module_kwargs)
+    _fit(constant, 2)
+    assert constant.trainer.optimizers[0].param_groups[0]["lr"] == constant.hparams.lr_g
     with pytest.raises(ValueError, match="lr_schedule"):
         IMFModule(**{**tiny_module_kwargs, "lr_schedule": "linear"})
+
+
+class TinyClips(pl.LightningDataModule):
+    """Two rendered 8-frame clips as the test split (evaluation pairs of ClipPairs)."""
+
+    def __init__(self, tmp_path):
+        super().__init__()
+        spec = SyntheticSpec(image_size=32, frames=8, sprites=1)
+        paths = []
+        for i in range(2):
+            paths.append(tmp_path / f"clip{i}.mp4")
+            write_video(paths[-1], render_clip(spec, np.random.default_rng(i)), 8)
+        self.test_set = ClipPairs(paths, image_size=32, pairs_per_clip=3, train=False)
+
+    def test_dataloader(self):
+        return DataLoader(self.test_set, batch_size=3)
+
+
+def test_seed_rounds_redraw_the_test_frames(tiny_module_kwargs, tmp_path):
+    """SEEDS=3 (the runner sets eval_round 0, 1, 2): round 0 is the one-seed evaluation,
+    rounds 1 and 2 evaluate other frames, each its own."""
+    torch.manual_seed(0)
+    module = IMFModule(**{**tiny_module_kwargs, "rd_qualities": [], "sample_clips": 0})
+    data = TinyClips(tmp_path)
+    trainer = pl.Trainer(
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    psnrs = []
+    for eval_round in (None, 0, 1, 2):
+        if eval_round is not None:
+            module.eval_round = eval_round
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.test(module, datamodule=data, verbose=False)
+        metrics = trainer.callback_metrics
+        psnrs.append((float(metrics["test/psnr"]), float(metrics["baseline/psnr"])))
+    single, round0, round1, round2 = psnrs
+    assert round0 == single
+    assert len({round0, round1, round2}) == 3
+    batch = next(iter(data.test_dataloader()))
+    redrawn = redraw_current(batch, data.test_set.clips, 5)
+    assert torch.equal(redrawn["reference"], batch["reference"])
+    for clip, frame, current in zip(redrawn["clip"], redrawn["frame"], redrawn["current"]):
+        assert 1 <= frame < 8 and torch.equal(current, data.test_set.clips[clip][frame])
+
+
+def test_discriminator_accuracy_is_a_training_log_entry(tiny_module_kwargs):
+    from imf.module import discriminator_accuracy
+
+    ones, twos = [torch.ones(2, 1, 4, 4)], [torch.ones(2, 1, 2, 2)] * 2
+    assert float(discriminator_accuracy(ones, [-o for o in ones])) == 1.0  # D has won
+    assert float(discriminator_accuracy(twos, twos)) == 0.5  # everything called real
+    module = IMFModule(**{**tiny_module_kwargs, "guard": {"enabled": False}})
+    pair = OnePair()
+    batch = {"reference": pair.reference, "current": pair.current}
+    out = module.step_losses(batch, use_gan=True)
+    expected = discriminator_accuracy(out["real_logits"], out["fake_logits"])
+    assert float(out["train/d_accuracy"]) == float(expected)  # logged with the guard off too
+    assert "train/d_accuracy" not in module.step_losses(batch, use_gan=False)

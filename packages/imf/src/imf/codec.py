@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imf.data.dataset import to_model_frames, to_uint8
+from imf.data.dataset import to_model_frames
 from imf.model.generator import IMFGenerator
+from motioncore.media import to_uint8
 
 TOKEN_DTYPE = np.float16
 REQUIRED_KEYS = ("reference", "tokens", "fps", "image_size")

@@ -14,7 +14,7 @@ from pathlib import Path
 from imf.bitstream import MAGIC, BitstreamError, decode_clip, read_bitstream
 from imf.checkpoint import load_checkpoint
 from imf.codec import decode_tokens, load_token_file
-from imf.data.video_io import write_video
+from motioncore.media import write_video
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

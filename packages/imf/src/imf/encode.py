@@ -14,7 +14,10 @@ from pathlib import Path
 from imf.bitstream import REFERENCE_CODECS, encode_clip, write_bitstream
 from imf.checkpoint import load_checkpoint
 from imf.codec import bytes_per_frame, encode_frames, save_token_file
-from imf.data.video_io import read_clip, read_video
+from imf.data.video_io import VIDEO_SUFFIXES, read_clip
+from motioncore.media import read_video
+
+DEFAULT_FPS = 25.0  # frame folders, and videos whose container records no frame rate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reference-frame", type=int, default=0, help="index of the reference frame"
     )
     parser.add_argument(
-        "--fps", type=float, default=None, help="frame rate (frame folders default 25)"
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate (default: the video's own; 25 for frame folders or when unknown)",
     )
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
@@ -65,12 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = read_clip(args.video)[:: args.frame_skip][: args.max_frames]
     fps = args.fps
     if fps is None:
-        fps = (
-            25.0
-            if not args.video.lower().endswith(tuple(".mp4 .mov .avi .mkv .webm".split()))
-            else read_video(args.video)[1]
-        )
-        fps /= args.frame_skip
+        known = read_video(args.video)[1] if args.video.lower().endswith(VIDEO_SUFFIXES) else 0.0
+        fps = (known or DEFAULT_FPS) / args.frame_skip
     if suffix == ".imf":
         blob, symbols = encode_clip(
             module.generator,

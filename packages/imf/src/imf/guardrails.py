@@ -43,9 +43,10 @@ class CollapseGuard:
     max_rollbacks: int = 2
     rollbacks: int = 0
     _sums: dict = field(default_factory=dict)
-    _count: int = 0
+    _counts: dict = field(default_factory=dict)  # per signal: D accuracy starts with the GAN
     _streaks: dict = field(default_factory=lambda: {"d_accuracy": 0, "grad_norm": 0})
     _l1_history: list = field(default_factory=list)
+    last_means: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.action not in ACTIONS:
@@ -57,16 +58,17 @@ class CollapseGuard:
         """Add one iteration's ``l1``, ``grad_norm`` and (with the GAN) ``d_accuracy``."""
         for name, value in values.items():
             self._sums[name] = self._sums.get(name, 0.0) + float(value)
-        self._count += 1
+            self._counts[name] = self._counts.get(name, 0) + 1
         if not math.isfinite(float(values.get("grad_norm", 0.0))):
             self._sums["grad_norm"] = math.inf
 
     def check(self, step: int) -> str | None:
         """At a check iteration: the reason the run looks collapsed, else ``None``."""
-        if not self._count:
+        if not self._counts:
             return None
-        means = {k: v / self._count for k, v in self._sums.items()}
-        self._sums, self._count = {}, 0
+        means = {k: v / self._counts[k] for k, v in self._sums.items()}
+        self._sums, self._counts = {}, {}
+        self.last_means = means
         reasons = []
         grad = means.get("grad_norm", 0.0)
         if not math.isfinite(grad):
@@ -92,6 +94,12 @@ class CollapseGuard:
                 rise = " -> ".join(f"{v:.4f}" for v in history)
                 reasons.append(f"reconstruction L1 rose at {self.l1_rise_checks} checks ({rise})")
         return "; ".join(reasons) or None
+
+    def describe_last(self) -> str:
+        """The signals the last check averaged, e.g. ``d_accuracy 0.52, grad_norm 6.1, l1 0.15``
+        (the training log's trace of the guard)."""
+        names = [n for n in ("d_accuracy", "grad_norm", "l1") if n in self.last_means]
+        return ", ".join(f"{n} {self.last_means[n]:.4g}" for n in names) or "no iterations"
 
     def reset_signals(self) -> None:
         """After a rollback: the streaks and L1 history belong to the discarded weights."""

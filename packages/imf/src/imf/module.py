@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import imageio.v2 as imageio
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torch.func import functional_call
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from imf.augment import AdaptiveAugment
-from imf.data.dataset import to_uint8
-from imf.data.video_io import write_video
 from imf.guardrails import CollapseGuard, TrainingCollapsed, restore, snapshot
 from imf.model import IMFGenerator, MultiScalePatchDiscriminator
 from imf.rate_distortion import rate_distortion, write_report
 from motioncore.losses import VGGPerceptualLoss, hinge_d_loss, hinge_g_loss
+from motioncore.media import to_uint8, write_video
 from motioncore.metrics import lpips_or_none, psnr, ssim
+from motioncore.train import plain, round_seed
 
 log = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def _plain(value):
-    """Hydra's DictConfig/ListConfig -> dict/list (other values unchanged)."""
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
+SAMPLE_FPS = 12.0
 
 
 def check_precision(precision: str) -> None:
@@ -43,6 +36,42 @@ def check_precision(precision: str) -> None:
             "backward, which fp16 loss scaling does not allow. Use trainer.precision=bf16-mixed "
             "(or 32-true)."
         )
+
+
+def discriminator_accuracy(real_logits: list[Tensor], fake_logits: list[Tensor]) -> Tensor:
+    """Share of patches D classifies right (real > 0, fake < 0), averaged over its scales;
+    0.5 is a D that cannot tell, 1.0 one that has won."""
+    return (
+        torch.stack(
+            [
+                ((r > 0).float().mean() + (f < 0).float().mean()) / 2
+                for r, f in zip(real_logits, fake_logits)
+            ]
+        )
+        .mean()
+        .detach()
+    )
+
+
+def redraw_current(batch: dict[str, Tensor], clips: list[Tensor], seed: int) -> dict[str, Tensor]:
+    """The batch with each pair's current frame drawn anew, uniformly from frames 1.. of its
+    clip (the reference stays the clip's first frame, the codec setting).
+
+    Evaluation is deterministic, so ``make eval SEEDS=N`` varies the test frames instead: round 0
+    keeps the dataset's evenly spaced pairs, round r > 0 draws with ``round_seed`` and the rounds'
+    spread is that over the choice of test frames.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    picks = [
+        int(torch.randint(1, len(clips[c]), (1,), generator=generator))
+        for c in batch["clip"].tolist()
+    ]
+    current = torch.stack([clips[c][t] for c, t in zip(batch["clip"].tolist(), picks)])
+    return {
+        **batch,
+        "current": current.to(batch["current"]),
+        "frame": torch.tensor(picks, device=batch["frame"].device),
+    }
 
 
 class IMFModule(pl.LightningModule):
@@ -71,7 +100,8 @@ class IMFModule(pl.LightningModule):
         grad_clip_g / grad_clip_d: max gradient norm, ``null`` = off (the paper uses none).
         lr_schedule: ``constant`` (the paper) or ``cosine``: both learning rates follow a
             half cosine from their value down to ``lr_min_ratio`` times it over
-            ``trainer.max_steps`` iterations (short CPU runs end sharper with the decay).
+            ``trainer.max_steps`` iterations (torch's ``CosineAnnealingLR``, stepped once per
+            iteration; short CPU runs end sharper with the decay).
         sample_clips: clips reconstructed into sample media at validation/test end.
         rd_qualities: qualities Q of the test-time rate-distortion curve (each test clip goes
             through the real ``.imf`` bitstream at every Q, see :mod:`imf.rate_distortion`);
@@ -106,11 +136,11 @@ class IMFModule(pl.LightningModule):
         super().__init__()
         # Plain containers, so checkpoints load with torch.load(weights_only=True).
         generator, discriminator, ada, perceptual = (
-            _plain(c) for c in (generator, discriminator, ada, perceptual)
+            plain(c) for c in (generator, discriminator, ada, perceptual)
         )
-        betas = tuple(_plain(betas))
-        guard = dict(_plain(guard) or {})
-        rd_qualities = [float(q) for q in _plain(rd_qualities)]
+        betas = tuple(plain(betas))
+        guard = dict(plain(guard) or {})
+        rd_qualities = [float(q) for q in plain(rd_qualities)]
         if any(not q > 0 for q in rd_qualities):
             raise ValueError(f"model.rd_qualities must all be > 0, got {rd_qualities}")
         if lr_schedule not in LR_SCHEDULES:
@@ -129,37 +159,27 @@ class IMFModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
-        betas = tuple(self.hparams.betas)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
-        if self.discriminator is None:
-            return opt_g
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
-        return [opt_g, opt_d]
+        hp = self.hparams
+        betas = tuple(hp.betas)
+        optimizers = [torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=betas)]
+        if self.discriminator is not None:
+            optimizers.append(
+                torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=betas)
+            )
+        if hp.lr_schedule == "constant":
+            return optimizers
+        total = self.trainer.max_steps
+        if not total or total < 1:
+            total = int(self.trainer.estimated_stepping_batches)
+        # diffusers' get_scheduler("cosine") decays to 0; eta_min keeps the lr_min_ratio floor.
+        schedulers = [
+            CosineAnnealingLR(opt, T_max=total, eta_min=opt.defaults["lr"] * hp.lr_min_ratio)
+            for opt in optimizers
+        ]
+        return optimizers, schedulers
 
     def on_fit_start(self) -> None:
         check_precision(str(self.trainer.precision))
-
-    def lr_factor(self, step: int, total: int | None) -> float:
-        """Multiplier of the base learning rates at iteration ``step`` of ``total``."""
-        if self.hparams.lr_schedule == "constant" or not total or total < 1:
-            return 1.0
-        progress = min(step / total, 1.0)
-        low = self.hparams.lr_min_ratio
-        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    def _apply_lr_schedule(self, opt_g, opt_d) -> None:
-        if self.hparams.lr_schedule == "constant":
-            return
-        total = (
-            self.trainer.max_steps
-            if self.trainer.max_steps and self.trainer.max_steps > 0
-            else None
-        )
-        factor = self.lr_factor(self.global_step, total)
-        for opt, base in ((opt_g, self.hparams.lr_g), (opt_d, self.hparams.lr_d)):
-            if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = base * factor
 
     def perceptual_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         (loss_fn,) = self._perceptual
@@ -206,6 +226,7 @@ class IMFModule(pl.LightningModule):
                 {
                     "train/g_adv": g_adv,
                     "train/d_loss": loss_d,
+                    "train/d_accuracy": discriminator_accuracy(real_logits, fake_logits),
                     "discriminator": loss_d,
                     "real_logits": real_logits,
                     "fake_logits": fake_logits,
@@ -219,7 +240,6 @@ class IMFModule(pl.LightningModule):
         optimizers = self.optimizers()
         opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
         use_gan = self.gan_active()
-        self._apply_lr_schedule(opt_g, opt_d)
         out = self.step_losses(batch, use_gan)
         opt_g.zero_grad(set_to_none=True)
         if opt_d is not None:
@@ -250,6 +270,11 @@ class IMFModule(pl.LightningModule):
                 logs["train/ada_rt"] = torch.tensor(r_t)
             logs["train/ada_p"] = self.ada.p.clone()
         opt_g.step()
+        # Manual optimisation: Lightning steps no scheduler itself (one step per iteration).
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
         self.log_dict(logs)
         self.log("train/loss", out["generator"].detach(), prog_bar=True)
         return out["total"].detach()
@@ -262,14 +287,7 @@ class IMFModule(pl.LightningModule):
         )
         signals = {"l1": float(out["train/l1"].detach()), "grad_norm": float(grad_norm)}
         if use_gan:
-            accuracy = torch.stack(
-                [
-                    ((r > 0).float().mean() + (f < 0).float().mean()) / 2
-                    for r, f in zip(out["real_logits"], out["fake_logits"])
-                ]
-            ).mean()
-            signals["d_accuracy"] = float(accuracy)
-            self.log("train/d_accuracy", accuracy)
+            signals["d_accuracy"] = float(out["train/d_accuracy"])
         self.log("train/g_grad_norm", grad_norm)
         self.guard.observe(**signals)
         step = self.global_step + 1
@@ -280,6 +298,7 @@ class IMFModule(pl.LightningModule):
         if self.discriminator is not None:
             modules["discriminator"] = self.discriminator
         reason = self.guard.check(step)
+        log.info("collapse guard, step %d: %s", step, self.guard.describe_last())
         if reason is None:
             self._last_good = (step, snapshot(modules, raw))
             return False
@@ -336,6 +355,9 @@ class IMFModule(pl.LightningModule):
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if getattr(self, "eval_round", 0):  # SEEDS=N: rounds after the first redraw the frames
+            clips = self.trainer.datamodule.test_set.clips
+            batch = redraw_current(batch, clips, round_seed(self, batch_idx))
         self._evaluate(batch, "test")
 
     def on_test_epoch_end(self) -> None:
@@ -403,7 +425,9 @@ class IMFModule(pl.LightningModule):
             png = out_dir / f"{split}_clip{index:02d}.png"
             imageio.imwrite(png, np.concatenate(rows, axis=0))
             mp4 = write_video(
-                out_dir / f"{split}_clip{index:02d}.mp4", np.concatenate([target, pred], axis=2)
+                out_dir / f"{split}_clip{index:02d}.mp4",
+                np.concatenate([target, pred], axis=2),
+                SAMPLE_FPS,
             )
             paths += [png, mp4]
         self.train(was_training)

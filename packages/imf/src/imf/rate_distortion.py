@@ -4,7 +4,9 @@ Each clip goes through the real bitstream (:func:`imf.bitstream.encode_clip`, ``
 ``decode_clip``) at every quality Q. The rate is the whole file (header, token scales, checkpoint
 path, the PNG reference frame and the ANS payload) in bits per pixel of the clip; the zero-motion
 baseline sends only the reference frame and repeats it, so its rate is the reference's bits.
-Quality metrics are computed on uint8 frames against the uint8 target.
+Quality metrics are computed on uint8 frames against the uint8 target, over the frames after
+the reference (frame 0, which the baseline copies exactly: its PSNR would be infinite), as in
+the test pairs.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import torch
 from torch import Tensor
 
 from imf import bitstream
-from imf.data.dataset import to_uint8
 from imf.model.generator import IMFGenerator
+from motioncore.media import to_uint8
 
 QualityFn = Callable[[Tensor, Tensor], dict[str, Tensor]]
 
@@ -36,7 +38,8 @@ def rate_distortion(
     fps: float = 12.0,
 ) -> dict:
     """``{"points": [{"quality", "bpp", <metrics>}...], "baseline": {"bpp", <metrics>}}``,
-    metrics averaged over every frame of every clip (``clips``: ``[T, 3, S, S]`` in [-1, 1])."""
+    metrics averaged over every frame but the reference (frame 0) of every clip (``clips``:
+    ``[T, 3, S, S]`` in [-1, 1], at least 2 frames); bits per pixel over all frames."""
     fingerprint = bitstream.generator_fingerprint(generator)
     totals: dict = {q: {"bits": 0} for q in qualities}
     baseline: dict = {"bits": 0}
@@ -50,7 +53,7 @@ def rate_distortion(
         target = to_uint8(clip)
         target_x = _to_model(target)
         pixels += target.shape[0] * target.shape[1] * target.shape[2]
-        frames_seen += len(target)
+        frames_seen += len(target) - 1
         for quality in qualities:
             blob, _ = bitstream.encode_clip(
                 generator, target, fps, quality, fingerprint=fingerprint
@@ -58,10 +61,10 @@ def rate_distortion(
             stream = bitstream.unpack(blob)
             recon = bitstream.decode_clip(generator, stream, fingerprint=fingerprint)
             totals[quality]["bits"] += 8 * len(blob)
-            add(totals[quality], quality_fn(_to_model(recon), target_x))
+            add(totals[quality], quality_fn(_to_model(recon[1:]), target_x[1:]))
         baseline["bits"] += 8 * stream.reference_bytes
-        still = np.repeat(stream.reference[None], len(target), axis=0)
-        add(baseline, quality_fn(_to_model(still), target_x))
+        still = np.repeat(stream.reference[None], len(target) - 1, axis=0)
+        add(baseline, quality_fn(_to_model(still), target_x[1:]))
 
     def summary(acc: dict) -> dict:
         out = {"bpp": acc["bits"] / pixels}
@@ -99,7 +102,7 @@ def write_report(curve: dict, out_dir: str | Path) -> list[Path]:
         ax.set_ylabel(metric.upper())
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle(f"IMF rate-distortion, {curve['clips']} clips / {curve['frames']} frames")
+    fig.suptitle(f"IMF rate-distortion, {curve['clips']} clips / {curve['frames']} coded frames")
     fig.tight_layout()
     png_path = out_dir / "rate_distortion.png"
     fig.savefig(png_path, dpi=110)

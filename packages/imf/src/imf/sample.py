@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 
 from imf.codec import decode_tokens, encode_frames, save_token_file
 from imf.data.dataset import to_model_frames
-from imf.data.video_io import read_clip, write_video
+from imf.data.video_io import read_clip
+from motioncore.media import to_uint8, write_video
 from motioncore.metrics import psnr
 from motioncore.train import hydra_entry, load_module
 
@@ -42,8 +43,7 @@ def sample(cfg: DictConfig) -> dict[str, float]:
     data = encode_frames(generator, frames, fps=12.0, reference_index=cfg.reference_frame)
     save_token_file(out_dir / "tokens.npz", data)
     recon = decode_tokens(generator, data)
-    target = ((to_model_frames(frames, generator.image_size) + 1) * 127.5).round().byte()
-    target = target.permute(0, 2, 3, 1).cpu().numpy()
+    target = to_uint8(to_model_frames(frames, generator.image_size))
     baseline = np.repeat(data["reference"][None], len(target), axis=0)
     write_video(out_dir / "reconstruction.mp4", recon, 12.0)
     write_video(

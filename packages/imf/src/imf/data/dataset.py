@@ -36,18 +36,6 @@ def to_model_frames(frames: np.ndarray | torch.Tensor, image_size: int) -> torch
     return x.clamp(-1, 1)
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """float ``[T, 3, H, W]`` in [-1, 1] -> uint8 ``[T, H, W, 3]``."""
-    return (
-        ((frames.detach().float().clamp(-1, 1) + 1) * 127.5)
-        .round()
-        .byte()
-        .permute(0, 2, 3, 1)
-        .cpu()
-        .numpy()
-    )
-
-
 class ClipPairs(Dataset):
     """Pairs ``(x_r, x_c)`` from the same clip.
 

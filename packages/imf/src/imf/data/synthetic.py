@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import map_coordinates, zoom
 
-from imf.data.video_io import write_video
 from motioncore.data import BuiltinData
+from motioncore.media import write_video
 
 SPLITS = ("train", "val", "test")
 VERSION = 1

@@ -1,4 +1,4 @@
-"""Reading and writing clips: mp4 files (imageio's ffmpeg backend) and folders of frames."""
+"""Reading clips: video files (through :mod:`motioncore.media`) and folders of frames."""
 
 from __future__ import annotations
 
@@ -7,48 +7,10 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from motioncore.media import read_video
+
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-
-
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 12) -> Path:
-    """Write ``[T, H, W, 3]`` uint8 frames as an H.264 mp4 (near-lossless, CRF 12)."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected [T, H, W, 3] uint8 frames, got {frames.shape} {frames.dtype}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"H.264 needs even frame sizes, got {frames.shape[1]}x{frames.shape[2]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(
-        path,
-        format="FFMPEG",
-        fps=fps,
-        codec="libx264",
-        quality=None,
-        macro_block_size=1,
-        ffmpeg_params=["-crf", "12"],
-        ffmpeg_log_level="error",
-    ) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    return path
-
-
-def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """Decode a video file into ``[T, H, W, 3]`` uint8 frames and its frame rate."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist")
-    try:
-        with imageio.get_reader(path, format="FFMPEG") as reader:
-            fps = float(reader.get_meta_data().get("fps", 25.0))
-            frames = [np.asarray(frame)[..., :3] for frame in reader]
-    except (OSError, RuntimeError, ValueError) as e:
-        raise ValueError(f"cannot decode video {path} ({e}); re-encode it as H.264 mp4") from e
-    if not frames:
-        raise ValueError(f"video {path} has no frames")
-    return np.stack(frames), fps
 
 
 def read_frame_folder(path: str | Path) -> np.ndarray:
