@@ -1,4 +1,5 @@
-"""Shared fixtures of the stdiff tests: a tiny model config and a clip batch."""
+"""Shared fixtures of the stdiff tests: a tiny model config, a clip batch, and our model run on
+an upstream parity fixture's forward inputs."""
 
 from __future__ import annotations
 
@@ -87,3 +88,25 @@ def clip_batch() -> dict[str, torch.Tensor]:
         "vp": torch.rand(b, 2, 1, 16, 16, generator=g) * 2 - 1,
         "idx_p": torch.tensor([[3.0, 5.0], [4.0, 5.0]]),
     }
+
+
+@pytest.fixture
+def upstream_forward():
+    """``run(fix, model)``: our forward on the inputs of an upstream ``forward``/``super_res``
+    fixture (tools/upstream/stdiff.py), shaped as upstream's eps ``[N * K, C, H, W]``."""
+
+    def run(fix: dict, model) -> torch.Tensor:
+        i = fix["inputs"]
+        n, k = i["Vo"].shape[0], i["idx_p"].shape[0]
+        out = model(
+            i["Vo"],
+            i["idx_o"].repeat(n, 1),
+            i["idx_p"].repeat(n, 1),
+            i["noisy_Vp"].unflatten(0, (n, k)),
+            i["timestep"],
+            clean_vp=i["clean_Vp"],
+            entropy=i["entropy"],
+        )
+        return out.flatten(0, 1)
+
+    return run

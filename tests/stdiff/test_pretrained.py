@@ -19,21 +19,10 @@ def _upstream_bin() -> dict:
     return torch.load(UPSTREAM_DIR / "stdiff/diffusion_pytorch_model.bin", weights_only=True)
 
 
-def _forward_fixture_error(model) -> float:
+def _forward_fixture_error(model, upstream_forward) -> float:
     fix = torch.load(FIXTURES / "forward.pt", weights_only=True)
-    i = fix["inputs"]
-    n, k = i["Vo"].shape[0], i["idx_p"].shape[0]
     with torch.no_grad():
-        out = model(
-            i["Vo"],
-            i["idx_o"].repeat(n, 1),
-            i["idx_p"].repeat(n, 1),
-            i["noisy_Vp"].unflatten(0, (n, k)),
-            i["timestep"],
-            clean_vp=i["clean_Vp"],
-            entropy=i["entropy"],
-        )
-    return float((out.flatten(0, 1) - fix["outputs"]["eps"]).abs().max())
+        return float((upstream_forward(fix, model) - fix["outputs"]["eps"]).abs().max())
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +32,7 @@ def imported(tmp_path_factory) -> tuple[Path, dict]:
     return out, torch.load(out, weights_only=True)
 
 
-def test_import_rebuilds_upstream_model_from_its_overrides(imported):
+def test_import_rebuilds_upstream_model_from_its_overrides(imported, upstream_forward):
     import hydra
 
     _, ckpt = imported
@@ -54,10 +43,10 @@ def test_import_rebuilds_upstream_model_from_its_overrides(imported):
     cfg = importer.compose_train_config(ckpt["hydra_overrides"])
     module = hydra.utils.instantiate(cfg.model)
     module.load_state_dict(ckpt["state_dict"])  # strict
-    assert _forward_fixture_error(module.model.eval()) <= 1e-5
+    assert _forward_fixture_error(module.model.eval(), upstream_forward) <= 1e-5
 
 
-def test_export_writes_upstreams_files_back(imported, tmp_path):
+def test_export_writes_upstreams_files_back(imported, tmp_path, upstream_forward):
     path, _ = imported
     assert importer.export_main([str(path), "-o", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "model_index.json").read_text())["stdiff"][1] == "STDiffDiffusers"
@@ -83,7 +72,8 @@ def test_export_writes_upstreams_files_back(imported, tmp_path):
     ):
         assert sched[key] == up_sched[key]
     # and it reads back as the same model
-    assert _forward_fixture_error(STDiffModel.from_pretrained(tmp_path).eval()) <= 1e-5
+    model = STDiffModel.from_pretrained(tmp_path).eval()
+    assert _forward_fixture_error(model, upstream_forward) <= 1e-5
 
 
 def test_save_load_round_trip_of_our_model(tiny_cfg, tmp_path):

@@ -48,35 +48,21 @@ def _unet(fix, model):
     return model.unet(i["sample"], i["timestep"], i["m_feat"])
 
 
-def _forward(fix, model):
-    i = fix["inputs"]
-    n, k = i["Vo"].shape[0], i["idx_p"].shape[0]
-    out = model(
-        i["Vo"],
-        i["idx_o"].repeat(n, 1),
-        i["idx_p"].repeat(n, 1),
-        i["noisy_Vp"].unflatten(0, (n, k)),
-        i["timestep"],
-        clean_vp=i["clean_Vp"],
-        entropy=i["entropy"],
-    )
-    return out.flatten(0, 1)
-
-
 CASES = {
-    # name: (run, output key, a weight that must matter)
+    # name: (run, output key, a weight that must matter); run None: the upstream_forward fixture
     "context": (_context, "m_context", "tde.gru.candidate.weight"),
     "future": (_future, "m_future", "tde.sde.diffusion.net.4.weight"),
     "unet": (_unet, "eps", "unet.unet.down_blocks.1.resnets.0.conv1.spade.gamma.weight"),
-    "forward": (_forward, "eps", "tde.encoder.net.0.weight"),
-    "super_res": (_forward, "eps", "unet.unet.up_blocks.0.attentions.0.to_q.weight"),
+    "forward": (None, "eps", "tde.encoder.net.0.weight"),
+    "super_res": (None, "eps", "unet.unet.up_blocks.0.attentions.0.to_q.weight"),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 @torch.no_grad()
-def test_matches_upstream(name):
+def test_matches_upstream(name, upstream_forward):
     run, key, weight = CASES[name]
+    run = run or upstream_forward
     fix, model = _load(name)
     assert fix["upstream_commit"].startswith("XiYe20/STDiffProject@be16cc7")
     want = fix["outputs"][key]
