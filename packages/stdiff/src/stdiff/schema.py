@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+
+from motioncore.train.config import checked
 
 
 @dataclass
@@ -127,23 +128,6 @@ class ModuleConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     gradient_checkpointing: bool = False
-
-
-def checked(schema: type, values: dict, where: str) -> Any:
-    """``values`` merged onto ``schema``'s defaults, as a ``schema`` instance; an unknown key, a
-    missing required one or a value of the wrong type raises ``ValueError`` naming
-    ``where.<key>`` (and the valid keys)."""
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
-    except OmegaConfBaseException as e:
-        key = f"{where}.{e.full_key}" if getattr(e, "full_key", None) else where
-        node = getattr(e, "object_type", None)
-        valid = (
-            f"; valid keys: {[f.name for f in dataclasses.fields(node)]}"
-            if dataclasses.is_dataclass(node)
-            else ""
-        )
-        raise ValueError(f"{key}: {str(e).splitlines()[0]}{valid}") from None
 
 
 def stdiff_config(values: dict) -> STDiffConfig:

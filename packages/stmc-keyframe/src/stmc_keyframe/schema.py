@@ -12,11 +12,12 @@ The defaults live in ``default.yaml`` (every field here is required); ``denoiser
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING
+
+from motioncore.train.config import checked
 
 
 @dataclass
@@ -45,10 +46,4 @@ def diffusion_config(values: dict) -> dict:
     """``values`` checked against :class:`DiffusionConfig` as a plain dict (values converted to
     the field types); an unknown key, a missing one or a value of the wrong type raises
     ``ValueError`` naming ``diffusion.<key>`` and the valid keys."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(DiffusionConfig), values)
-        return OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as e:
-        key = f"diffusion.{e.full_key}" if getattr(e, "full_key", None) else "diffusion"
-        valid = sorted(f.name for f in fields(DiffusionConfig))
-        raise ValueError(f"{key}: {str(e).splitlines()[0]}; valid keys: {valid}") from None
+    return asdict(checked(DiffusionConfig, values, "diffusion"))

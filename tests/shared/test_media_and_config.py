@@ -1,10 +1,13 @@
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from motioncore.media import read_video, to_uint8, write_video
 from motioncore.train import plain
+from motioncore.train.config import checked
 
 
 def test_to_uint8_maps_range_and_moves_channels():
@@ -42,3 +45,25 @@ def test_plain_resolves_configs_and_passes_other_values():
     cfg = OmegaConf.create({"a": 1, "b": "${a}", "c": [1, 2]})
     assert plain(cfg) == {"a": 1, "b": 1, "c": [1, 2]}
     assert plain(cfg.c) == [1, 2] and plain(3) == 3
+
+
+@dataclass
+class _Inner:
+    steps: int = 10
+
+
+@dataclass
+class _Schema:
+    name: str = MISSING
+    inner: _Inner = field(default_factory=_Inner)
+
+
+def test_checked_fills_defaults_and_names_bad_keys():
+    out = checked(_Schema, {"name": "a", "inner": {"steps": "3"}}, "model")
+    assert out == _Schema(name="a", inner=_Inner(steps=3))
+    with pytest.raises(ValueError, match=r"model\.inner\.stpes.*valid keys: \['steps'\]"):
+        checked(_Schema, {"name": "a", "inner": {"stpes": 3}}, "model")
+    with pytest.raises(ValueError, match=r"model\.inner\.steps"):
+        checked(_Schema, {"name": "a", "inner": {"steps": "many"}}, "model")
+    with pytest.raises(ValueError, match=r"model\.name"):
+        checked(_Schema, {}, "model")
