@@ -34,6 +34,7 @@ NOT_CARRIED = (
     "paths",
     "hydra",
     "ckpt_path",
+    "init_from",
     "train",
     "test",
     "seed",
@@ -181,7 +182,8 @@ def build(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
             overrides += experiment_overrides(model, args.exp)
         overrides += carried
     if ckpt is not None:
-        overrides.append(f"ckpt_path={ckpt}")
+        # the weights come from CKPT; a fine-tune experiment's required init_from is moot
+        overrides += ["init_from=null", f"ckpt_path={ckpt}"]
     if getattr(args, "seeds", ""):
         overrides.append(seeds_override(args.seeds))
     overrides += args.overrides

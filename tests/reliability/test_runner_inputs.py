@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from motioncore.train import CheckpointError, ConfigValueError, run
+from motioncore.train.runner import validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = REPO / "tests" / "shared" / "toy"
@@ -230,3 +231,28 @@ def test_make_train_resume_carries_the_run_overrides_and_args_win(tmp_path):
 def test_runner_arguments_are_named(args, words):
     rc, out = _dry_run(*args)
     assert rc != 0 and all(w in out for w in words), out
+
+
+@pytest.mark.parametrize("command", ["eval", "sample", "train"])
+def test_a_fine_tuned_run_evaluates_and_resumes_without_its_init_from(tmp_path, command):
+    """The run's recorded init_from is not carried and the finetune experiment's required
+    init_from is set to null: with CKPT the weights come from the checkpoint (this used to stop
+    with "ckpt_path and init_from are both set")."""
+    run_dir = tmp_path / "ft"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run_dir / ".hydra" / "overrides.yaml").write_text(
+        "- experiment=finetune\n- init_from=/pretrain/last.ckpt\n"
+    )
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    rc, out = _dry_run(command, "--model", "text-to-pose", "--ckpt", str(ckpt))
+    assert rc == 0, out
+    overrides = out.splitlines()[0].split(f"text_to_pose.{command} ", 1)[1].split()
+    assert "experiment=finetune" in overrides and "init_from=/pretrain/last.ckpt" not in overrides
+    sys.path.insert(0, str(REPO / "tools"))
+    import run as run_tool
+
+    cfg = run_tool.compose("text-to-pose", command, overrides)
+    assert cfg.init_from is None and cfg.ckpt_path == str(ckpt)
+    validate_config(cfg)
