@@ -32,7 +32,7 @@ NO_GPU = $(shell nvidia-smi >/dev/null 2>&1 || echo 1)
 
 help: ## List targets and variables
 	@echo "Usage: make <target> [MODEL=<package>] [EXP=<experiment>] [ARGS=\"k=v ...\"] [CKPT=path] [GPUS=N] [NODES=M] [SWEEP=file] [CHECK=1]"
-	@echo "CHECK=1 (train, eval, sample, sweep, sweep-local, slurm): compose and validate, run nothing."
+	@echo "CHECK=1 (train, eval, sample, sweep, sweep-local, slurm, bench): compose and validate, run nothing."
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
@@ -70,7 +70,7 @@ slurm: setup ## Write an sbatch script for MODEL on GPUS per node x NODES (print
 	@$(RUN) python tools/slurm.py --model "$(MODEL)" --exp "$(EXP)" --gpus "$(GPUS)" --nodes "$(NODES)" $(CHECK_FLAG) -- $(ARGS)
 
 bench: setup ## Benchmark MODEL -> bench/<MODEL>.json (contended rows re-run; STRICT=1 fails on any left)
-	@$(RUN) python tools/bench.py --model "$(MODEL)" $(if $(STRICT),--strict,) -- $(ARGS)
+	@$(RUN) python tools/bench.py --model "$(MODEL)" $(if $(STRICT),--strict,) $(CHECK_FLAG) -- $(ARGS)
 
 bench-report: setup ## Write docs/benchmarks.md from the last bench/<package>.json of every package
 	@$(RUN) python tools/bench.py --report

@@ -246,6 +246,9 @@ def check_tool(tool: str, argv: list[str], ctx: Context) -> str:
         )
         ctx.sbatch[args.model] = script
         return f"slurm {args.model}: composes"
+    if tool == "bench":
+        _call(_tool("bench").main, argv)
+        return "bench: model and kwargs accepted"
     raise CommandError(f"no checker for tools/{tool}.py")
 
 

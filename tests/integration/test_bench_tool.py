@@ -93,7 +93,8 @@ def test_strict_fails_when_a_row_stays_contended(monkeypatch, tmp_path):
     )
     assert bench.main(["--model", "imf", "--out", str(tmp_path), "--strict"]) == 1
     assert json.loads((tmp_path / "imf.json").read_text())["rows"][0]["contended"] is True
-    assert written.count("imf.json") == 4  # after each of the 3 attempts, then the final rows
+    # after the first attempt's row, after each of the 3 attempts, then the final rows
+    assert written.count("imf.json") == 5
 
 
 def test_report_renders_every_package(tmp_path):
@@ -101,8 +102,24 @@ def test_report_renders_every_package(tmp_path):
            "ratio_vs_upstream": 0.5, "meets_target": True, "contended": False}  # fmt: skip
     machine = {"device": "cpu", "threads": 2, "torch": "2.x", "date": "2026-12-02 10:00",
                "peak_gflops_fp32": 200.0, "peak_gflops_bf16": 800.0}  # fmt: skip
+    memory_row = {"name": "sampling 256 frames", "peak_mem_gb": 1.35, "contended": False}
     for name in ("imf", "stdiff"):
-        (tmp_path / f"{name}.json").write_text(json.dumps({"machine": machine, "rows": [row]}))
+        rows = [row, memory_row]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"machine": machine, "rows": rows}))
     text = bench.report(tmp_path, tmp_path / "docs" / "benchmarks.md").read_text()
     assert "## imf" in text and "## stdiff" in text
-    assert "| train step | 2.000 | - | 4.00 | 0.500 | 0.60 | yes |" in text
+    assert "| train step | 2.000 | - | 4.00 | 0.500 | 0.485 | 0.60 | yes |" in text
+    assert "| sampling 256 frames | - | 1.35 | - |" in text
+
+
+def test_cpu_ratios_are_judged_at_the_upstream_machines_peak():
+    row = {"name": "step", "seconds": 1.0, "upstream_seconds": 2.0, "target_ratio": 0.6}
+    same = bench.annotate(row, {"peak_gflops_fp32": 206.0, "peak_gflops_bf16": 800.0})
+    assert same["ratio_at_equal_peak"] == 0.5 and same["meets_target"]
+    faster_cpu = bench.annotate(row, {"peak_gflops_fp32": 412.0, "peak_gflops_bf16": 800.0})
+    assert faster_cpu["ratio_vs_upstream"] == 0.5 and faster_cpu["ratio_at_equal_peak"] == 1.0
+    assert not faster_cpu["meets_target"]
+    gpu = bench.annotate(
+        row, {"device_type": "cuda", "peak_gflops_fp32": 5e4, "peak_gflops_bf16": 1e5}
+    )
+    assert "ratio_at_equal_peak" not in gpu and gpu["meets_target"]
