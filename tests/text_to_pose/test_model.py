@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -240,3 +242,16 @@ def test_bad_sampler_knobs_are_refused(tiny_module, kwargs, match):
     first = torch.randn(1, 75, 3)
     with pytest.raises(ValueError, match=match):
         tiny_module.generate_text(["\ue000\ue071"], first, **kwargs)
+
+
+def test_non_finite_refinement_stops_naming_the_step(tiny_module):
+    from motioncore.diffusion import NonFiniteSample
+
+    module = copy.deepcopy(tiny_module)
+    first = torch.randn(1, 75, 3)
+    module.generate_text(["\ue000\ue071"], first, length=10, guidance=2.0)  # finite weights pass
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(NonFiniteSample, match=r"refined poses at step 1 of .*guidance scale \(2.0"):
+        module.generate_text(["\ue000\ue071"], first, length=10, guidance=2.0)

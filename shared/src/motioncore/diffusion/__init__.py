@@ -8,6 +8,7 @@ from motioncore.diffusion.sampling import (
     concat_cond,
     guided_output,
     keyframe_loss,
+    require_finite,
     sample,
 )
 from motioncore.diffusion.schedule import (
@@ -31,5 +32,6 @@ __all__ = [
     "diffusion_loss",
     "guided_output",
     "keyframe_loss",
+    "require_finite",
     "sample",
 ]

@@ -72,7 +72,8 @@ class NonFiniteSample(FloatingPointError):
     """Raised by :func:`sample` when an input, the model output or the sample is NaN or inf."""
 
 
-def _require_finite(x: torch.Tensor, what: str, fix: str) -> None:
+def require_finite(x: torch.Tensor, what: str, fix: str) -> None:
+    """Raise :class:`NonFiniteSample` naming ``what`` and ``fix`` when ``x`` holds NaN or inf."""
     if bool(torch.isfinite(x).all()):
         return
     kind = "NaN" if bool(torch.isnan(x).any()) else "infinite"
@@ -165,7 +166,7 @@ def sample(
     if x_init is None:
         x_init = torch.randn(shape, generator=generator, dtype=dtype)
     x = x_init.to(device=device, dtype=dtype) * scheduler.init_noise_sigma
-    _require_finite(x, "the starting noise x_init", "Pass a finite x_init.")
+    require_finite(x, "the starting noise x_init", "Pass a finite x_init.")
 
     values = mask = None
     loss_fn = guidance.loss
@@ -174,7 +175,7 @@ def sample(
             k.to(device=device, dtype=dtype) for k in (keyframes.values, keyframes.mask)
         )
         values, mask = torch.broadcast_tensors(values, mask)
-        _require_finite(
+        require_finite(
             values,
             "keyframes.values",
             "Pass finite values everywhere, 0 where the mask is 0 (a NaN times mask 0 is NaN).",
@@ -203,11 +204,11 @@ def sample(
         else:
             out = guided_output(model, x_in, t, cond, guidance.uncond, guidance.scale)
         where = f"at step {i + 1}/{n} (timestep {int(step)})"
-        _require_finite(out, f"the model output {where}", _likely_causes(guidance, out.dtype))
+        require_finite(out, f"the model output {where}", _likely_causes(guidance, out.dtype))
         if callback is not None:
             callback(i, int(step), x_in, schedule.predict_x0(out, x_in, t))
         x = scheduler.step(out, step, x_in, generator=generator).prev_sample
-        _require_finite(
+        require_finite(
             x, f"x_t after the scheduler step {where}", _likely_causes(guidance, out.dtype)
         )
 

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from motioncore.diffusion import guided_output
+from motioncore.diffusion import guided_output, require_finite
 from motioncore.masking import length_mask
 from text_to_pose.data.holistic import N_KEYPOINTS
 from text_to_pose.data.tokenizer import BOS, PAD
@@ -96,6 +96,14 @@ def unconditional_ids(ids: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
+def _likely_causes(guidance: float, bf16: bool) -> str:
+    causes = [f"a too large guidance scale ({guidance}; typical 1-5)"] if guidance != 1.0 else []
+    if bf16:
+        causes.append("bfloat16 overflow (sample with bf16=false)")
+    causes.append("non-finite weights in the checkpoint (evaluate an earlier one) or first poses")
+    return f"Likely cause: {'; or '.join(causes)}. Fix that and rerun."
+
+
 def refine_from_first_pose(
     model: TextToPose,
     first_pose: Tensor,
@@ -145,6 +153,11 @@ def refine_from_first_pose(
         for i, step in enumerate(schedule):
             t = torch.full((b,), step, dtype=torch.long, device=first_pose.device)
             x0 = guided_output(model, x_t, t, cond, uncond, guidance).float()
+            require_finite(
+                x0,
+                f"the refined poses at step {i + 1} of {len(schedule)} (t={step})",
+                _likely_causes(guidance, bf16),
+            )
             if i + 1 < len(schedule):
                 x_t = model.blend(x0, x_T, t.fill_(schedule[i + 1]))
     return x0 * frame_valid[..., None, None], lengths
