@@ -15,6 +15,7 @@ from imf.data import ClipPairs, SyntheticSpec, render_clip, to_model_frames
 from imf.module import IMFModule, check_precision, redraw_current
 from motioncore.losses import hinge_d_loss
 from motioncore.media import write_video
+from motioncore.metrics import ssim
 
 
 class OnePair(Dataset):
@@ -117,6 +118,32 @@ def test_overfit_one_batch_l1_falls_threefold(tiny_module_kwargs):
         opt.step()
         history.append(float(out["train/l1"]))
     assert sum(history[-5:]) / 5 < history[0] / 3
+
+
+def test_ssim_term_adds_its_weighted_loss_and_its_gradient_raises_ssim(tiny_module_kwargs):
+    clip = render_clip(SyntheticSpec(image_size=32, frames=4, sprites=1), np.random.default_rng(0))
+    frames = to_model_frames(clip, 32)
+    batch = {"reference": frames[[0, 0]], "current": frames[[2, 3]]}
+    kwargs = {**tiny_module_kwargs, "lambda_gan": 0.0, "lambda_perceptual": 0.0}
+    torch.manual_seed(0)
+    plain_module = IMFModule(**kwargs).eval()
+    torch.manual_seed(0)
+    module = IMFModule(**kwargs, lambda_ssim=3.0).eval()
+    assert "train/ssim_loss" not in plain_module.step_losses(batch, use_gan=False)
+    out = module.step_losses(batch, use_gan=False)
+    with torch.no_grad():
+        pred = module.generator(batch["current"], batch["reference"])
+    expected = 1 - ssim((pred + 1) / 2, (batch["current"] + 1) / 2, data_range=1.0).mean()
+    torch.testing.assert_close(out["train/ssim_loss"], expected)
+    torch.testing.assert_close(
+        out["generator"], plain_module.step_losses(batch, use_gan=False)["generator"] + 3 * expected
+    )
+    opt = torch.optim.Adam(module.generator.parameters(), lr=1e-3)
+    for _ in range(5):
+        opt.zero_grad()
+        module.step_losses(batch, use_gan=False)["train/ssim_loss"].backward()
+        opt.step()
+    assert float(module.step_losses(batch, use_gan=False)["train/ssim_loss"]) < float(expected)
 
 
 def test_fp16_is_rejected_and_bf16_autocast_trains(tiny_module_kwargs):

@@ -78,7 +78,8 @@ class IMFModule(pl.LightningModule):
     """Generator + multi-scale patch discriminator with manual optimisation.
 
     Generator loss (IMF supp. sec. 2): ``lambda_l1 * |x_hat - x|_1 + lambda_perceptual *
-    VGG-pyramid(x_hat, x) + lambda_gan * hinge_G(D(x_hat))``; discriminator loss
+    VGG-pyramid(x_hat, x) + lambda_ssim * (1 - SSIM(x_hat, x)) + lambda_gan * hinge_G(D(x_hat))``
+    (the SSIM term is not in the paper and off by default); discriminator loss
     ``hinge_D(D(x), D(x_hat.detach()))``. Images are in [-1, 1].
 
     One step is the usual alternating GAN update written as a single backward: the generator's
@@ -95,6 +96,9 @@ class IMFModule(pl.LightningModule):
             :class:`AdaptiveAugment` and :class:`motioncore.losses.VGGPerceptualLoss`.
         lambda_l1 / lambda_perceptual / lambda_gan: loss weights (paper 10 / 10 / 1); a zero
             weight drops the term (and, for the GAN, the discriminator).
+        lambda_ssim: weight of ``1 - SSIM`` (the evaluation's SSIM, Gaussian 11x11 window, on
+            [0, 1] pixels); 0 (the paper) drops it. A cheap structural stand-in for the VGG
+            term where that costs more than the generator (small images on CPU).
         gan_start_step: iterations of reconstruction-only warm-up before the GAN terms.
         lr_g / lr_d / betas: Adam (paper 2e-4, (0.5, 0.999)).
         grad_clip_g / grad_clip_d: max gradient norm, ``null`` = off (the paper uses none).
@@ -120,6 +124,7 @@ class IMFModule(pl.LightningModule):
         lambda_l1: float = 10.0,
         lambda_perceptual: float = 10.0,
         lambda_gan: float = 1.0,
+        lambda_ssim: float = 0.0,
         gan_start_step: int = 0,
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -209,6 +214,12 @@ class IMFModule(pl.LightningModule):
             perceptual = self.perceptual_loss(pred, current)
             loss_g = loss_g + hp.lambda_perceptual * perceptual
             out["train/perceptual"] = perceptual
+        if hp.lambda_ssim > 0:
+            structural = (
+                1 - ssim((pred.float() + 1) / 2, (current.float() + 1) / 2, data_range=1.0).mean()
+            )
+            loss_g = loss_g + hp.lambda_ssim * structural
+            out["train/ssim_loss"] = structural
         total = loss_g
         if self.discriminator is not None and not use_gan:
             # Before gan_start_step D takes no part in the loss; a zero-weighted touch of every
