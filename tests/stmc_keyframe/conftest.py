@@ -15,7 +15,7 @@ TINY_DIFFUSION = {
     "keyframe_mask_prob": 0.1, "zero_keyframe_loss": False, "n_keyframes": 3, "trans_length": 5,
     "n_random_frames": 4, "keyframe_features": "positions", "guidance_scale": 2.5, "num_steps": 5,
     "sampler": "ddpm", "posterior_noise": "std", "reconstruction_weight": 1.0,
-    "trajectory_correction": True, "smooth_sigma": 0.0, "foot_lock": False,
+    "trajectory_correction": True, "smooth_sigma": 0.0, "smooth_sigma_keyframes": 0.0, "foot_lock": False,
     "schedule": {"_target_": "motioncore.diffusion.NoiseSchedule", "num_train_timesteps": 20,
                  "beta_schedule": "cosine", "prediction_type": "sample", "num_inference_steps": 5},
     "denoiser": {"_target_": "stmc_keyframe.model.denoiser.TransformerDenoiser", "nfeats": 205,

@@ -12,6 +12,7 @@ from stmc_keyframe.keyframes import (
     correct_trajectory,
     interpolate_keyframes,
     keyframe_guidance_loss,
+    keyframe_jerk_ratio,
 )
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.rotations import rotate_xy
@@ -165,8 +166,12 @@ def test_timeline_evaluation_logs_keyframe_metrics(make_module, tiny_data, monke
     jm[:, [0, 10]] = True
     module._timeline_test(batch, gt, jm, torch.Generator().manual_seed(0))
     assert set(logged) == {"test/timeline_keyframe_error_m", "test/timeline_keyframe_jerk_ratio",
-                           "test/timeline_transition_jerk"}  # fmt: skip
+                           "test/timeline_keyframe_jerk_ratio_gt", "test/timeline_transition_jerk"}  # fmt: skip
     assert 0 <= logged["test/timeline_keyframe_error_m"] < 1.0
+    lengths = batch["lengths"][:2]
+    m = int(lengths.max())
+    expected_gt = keyframe_jerk_ratio(gt[:2, :m, :22], jm[:2, :m].any(-1), lengths).nanmean()
+    assert logged["test/timeline_keyframe_jerk_ratio_gt"] == pytest.approx(float(expected_gt))
 
 
 def test_smooth_fill_meets_given_entries_without_a_kink():
@@ -213,6 +218,30 @@ def test_smoothing_through_keyframes_keeps_them_exact_without_a_pop():
     # the same smoothing as without keyframes where nothing is observed near
     free = smooth_features(x, lengths, 2.0)
     torch.testing.assert_close(soft[0, 55:, :2], free[0, 55:, :2], atol=0.02, rtol=0)
+
+
+def test_stronger_smoothing_next_to_keyframes_spreads_the_bend():
+    from stmc_keyframe.keyframes import keyframe_jerk_ratio, smooth_features
+
+    n = 60
+    g = torch.Generator().manual_seed(1)
+    x = torch.sin(torch.arange(n) / 6.0)[None, :, None].expand(1, n, 4).clone()
+    x += 0.05 * torch.randn(1, n, 4, generator=g)
+    mask = torch.zeros(1, n, 4, dtype=torch.bool)
+    mask[0, [22, 36, 50]] = True
+    values = torch.where(mask, x + 0.3, x)  # keyframes off the generated motion
+    lengths = torch.tensor([n])
+    same = smooth_features(x, lengths, 2.0, values, mask, sigma_keyframes=2.0)
+    torch.testing.assert_close(same, smooth_features(x, lengths, 2.0, values, mask))
+    near = smooth_features(x, lengths, 2.0, values, mask, sigma_keyframes=3.0)
+    torch.testing.assert_close(near[mask], values[mask])  # keyframes still exact
+    as_joints = lambda f: f[..., None].expand(-1, -1, -1, 3)  # noqa: E731
+    kf = mask[..., 0]
+    before = float(keyframe_jerk_ratio(as_joints(same), kf, lengths)[0])
+    after = float(keyframe_jerk_ratio(as_joints(near), kf, lengths)[0])
+    assert after < before / 1.5, (before, after)
+    # far from every keyframe the motion is the plain smoothing's
+    torch.testing.assert_close(near[0, :4], same[0, :4], atol=0.02, rtol=0)
 
 
 def test_sampling_refuses_num_steps_below_one(make_module):

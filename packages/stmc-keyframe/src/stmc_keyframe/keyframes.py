@@ -23,6 +23,10 @@ from motioncore.masking import length_mask
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.rotations import rotate_xy
 
+KEYFRAME_RADIUS = (
+    3  # frames: the window of #14's pop criterion (jerk within 3 frames of a keyframe)
+)
+
 
 def anchor_to_keyframes(
     joints: torch.Tensor, target: torch.Tensor, keyframes: torch.Tensor
@@ -166,12 +170,21 @@ def observed_features(
     return values * mask, mask
 
 
+def near_keyframes(keyframes: torch.Tensor, radius: int = KEYFRAME_RADIUS) -> torch.Tensor:
+    """[B, T-3] bool: third differences (spanning frames t..t+3) with a frame within
+    ``radius`` frames of a keyframe (``keyframes`` [B, T] bool)."""
+    kf = keyframes.float()[:, None]
+    near_frame = torch.nn.functional.max_pool1d(kf, 2 * radius + 1, 1, radius)
+    return torch.nn.functional.max_pool1d(near_frame, 4, 1)[:, 0] > 0
+
+
 def smooth_features(
     feats: torch.Tensor,
     lengths: torch.Tensor,
     sigma: float,
     values: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
+    sigma_keyframes: float | None = None,
 ) -> torch.Tensor:
     """Minimum-jerk smoothing of [B, T, F] features over each valid range, through the observed
     entries ``values`` at ``mask`` (both [B, T, F]; None: nothing observed).
@@ -183,22 +196,29 @@ def smooth_features(
     because the keyframes are constraints of the same solve, the generated frames are eased
     onto them with the least jerk, with no pop (smoothing first and overwriting the keyframes
     after leaves a step next to every keyframe). ``sigma`` in frames, 0 leaves ``feats``
-    unchanged. Columns with the same observed frames share one solve.
+    unchanged. ``sigma_keyframes`` (None: ``sigma``) is the strength for the third differences
+    within ``KEYFRAME_RADIUS`` frames of a frame with an observed entry: the model's own motion
+    must bend onto the keyframe there, and a stronger penalty spreads that bend so the jerk
+    next to a keyframe is no larger than elsewhere. Columns with the same observed frames
+    share one solve.
     """
     if sigma <= 0:
         return feats
+    strength_near = float(sigma if sigma_keyframes is None else sigma_keyframes) ** 6
     out = feats.clone()
     for b in range(len(feats)):
         n = int(lengths[b])
         if n < 4:
             continue
         d3 = torch.diff(torch.eye(n, dtype=torch.float64), n=3, dim=0)
-        penalty = float(sigma) ** 6 * (d3.T @ d3)
-        system = torch.eye(n, dtype=torch.float64) + penalty
         x = feats[b, :n].double().cpu()
         given_all = (
             torch.zeros_like(x, dtype=torch.bool) if mask is None else mask[b, :n].bool().cpu()
         )
+        near = near_keyframes(given_all.any(-1)[None])[0]
+        strength = torch.where(near, strength_near, float(sigma) ** 6).double()
+        penalty = d3.T @ (strength[:, None] * d3)
+        system = torch.eye(n, dtype=torch.float64) + penalty
         v = x if values is None else values[b, :n].double().cpu()
         y = x.clone()
         patterns, which = torch.unique(given_all.T, dim=0, return_inverse=True)
@@ -240,7 +260,10 @@ def lock_feet(
 
 
 def keyframe_jerk_ratio(
-    joints: torch.Tensor, keyframes: torch.Tensor, lengths: torch.Tensor, radius: int = 3
+    joints: torch.Tensor,
+    keyframes: torch.Tensor,
+    lengths: torch.Tensor,
+    radius: int = KEYFRAME_RADIUS,
 ) -> torch.Tensor:
     """Per sample [B]: mean jerk of the third differences with a frame within ``radius`` frames
     of a keyframe, over the mean jerk of all other differences in the valid range (NaN when
@@ -248,10 +271,7 @@ def keyframe_jerk_ratio(
     ``joints`` [B, T, J, 3]; ``keyframes`` [B, T] bool. A pop at a keyframe gives a ratio >> 1."""
     jerk = joints[:, 3:] - 3 * joints[:, 2:-1] + 3 * joints[:, 1:-2] - joints[:, :-3]
     jerk = jerk.norm(dim=-1).mean(-1)  # [B, T-3]
-    kf = keyframes.float()[:, None]
-    near_frame = torch.nn.functional.max_pool1d(kf, 2 * radius + 1, 1, radius)[:, 0] > 0  # [B, T]
-    # a difference at t spans frames t..t+3: near if any of them is near a keyframe
-    near = torch.nn.functional.max_pool1d(near_frame.float()[:, None], 4, 1)[:, 0] > 0
+    near = near_keyframes(keyframes, radius)
     valid = length_mask((lengths - 3).clamp(min=0), jerk.shape[1])
     inside, outside = near & valid, ~near & valid
     mean_in = (jerk * inside).sum(1) / inside.sum(1)

@@ -373,7 +373,8 @@ class StmcKeyframeModule(pl.LightningModule):
         observed = kf["target"] is not None
         values = self.denormalize(kf["keyframes"].values) if observed else None
         feats = smooth_features(feats, lengths, float(d["smooth_sigma"]), values,
-                                kf["obs"] if observed else None)  # fmt: skip
+                                kf["obs"] if observed else None,
+                                float(d["smooth_sigma_keyframes"]) or None)  # fmt: skip
         feats = feats * valid[..., None]
         joints = smplrifke.decode(feats).joints
         if kf["target"] is not None:
@@ -438,8 +439,11 @@ class StmcKeyframeModule(pl.LightningModule):
         truth = target[:, :, :N_BODY_JOINTS]
         err = keyframe_error(pred.cpu(), truth.cpu(), kf.cpu()).nanmean()
         ratio = keyframe_jerk_ratio(pred.cpu(), kf.cpu(), lengths).nanmean()
+        # the data's own ratio at the same keyframes: how much of the ratio is where they fall
+        ratio_gt = keyframe_jerk_ratio(truth.cpu(), kf.cpu(), lengths).nanmean()
         jerk = transition_jerk(pred.cpu(), batch["boundaries"][:k], lengths=lengths).nanmean()
         for name, value in (("timeline_keyframe_error_m", err), ("timeline_keyframe_jerk_ratio", ratio),
+                            ("timeline_keyframe_jerk_ratio_gt", ratio_gt),
                             ("timeline_transition_jerk", jerk)):  # fmt: skip
             self.log(f"test/{name}", float(value), batch_size=k)
 

@@ -37,6 +37,7 @@ class DiffusionConfig:
     reconstruction_weight: float = MISSING
     trajectory_correction: bool = MISSING
     smooth_sigma: float = MISSING
+    smooth_sigma_keyframes: float = MISSING
     foot_lock: bool = MISSING
     schedule: dict[str, Any] = MISSING
     denoiser: dict[str, Any] = MISSING
