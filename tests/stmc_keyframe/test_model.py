@@ -35,6 +35,59 @@ def test_denoiser_shapes_and_padding_invariance():
         net(x, torch.tensor([3, 7]), {**cond, "text": torch.randn(2, 8)})
 
 
+def _stock_copy(net: TransformerDenoiser) -> TransformerDenoiser:
+    """The same weights run through torch's own encoder layer (the plain path)."""
+    import copy
+
+    ref = copy.deepcopy(net)
+    for layer in ref.encoder.layers:
+        layer.__class__ = torch.nn.TransformerEncoderLayer
+    return ref
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_cpu_training_fast_path_equals_torch_layer(padded):
+    torch.manual_seed(0)
+    net = TransformerDenoiser(tx_dim=16, latent_dim=32, ff_size=64, num_layers=2, num_heads=4,
+                              dropout=0.0, keyframe_conditioned=True)  # fmt: skip
+    ref = _stock_copy(net)
+    x, valid = torch.randn(3, 10, 205), torch.ones(3, 10, dtype=torch.bool)
+    if padded:
+        valid[1, 6:] = False
+    cond = {"text": torch.randn(3, 16), "valid": valid,
+            "obs_mask": torch.zeros(3, 10, 205, dtype=torch.bool)}  # fmt: skip
+    t = torch.tensor([1, 5, 9])
+    out, expected = net.train()(x, t, cond), ref.train()(x, t, cond)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.pow(2).sum().backward()
+    expected.pow(2).sum().backward()
+    for (name, p), q in zip(net.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4, msg=name)
+    # eval mode is torch's layer: bit-identical (the upstream parity tests run here)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x, t, cond), ref.eval()(x, t, cond))
+    assert list(net.state_dict()) == list(ref.state_dict())
+
+
+def test_cpu_dropout_keeps_one_minus_p_and_the_expectation():
+    from stmc_keyframe.model.denoiser import cpu_dropout
+
+    torch.manual_seed(0)
+    x = torch.full((400, 1000), 2.0)
+    out = cpu_dropout(x, 0.1)
+    kept = out != 0
+    assert abs(float(kept.float().mean()) - 0.9) < 3e-3
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 2 * 65536 / 58982))
+    assert abs(float(out.mean()) - 2.0) < 1e-2
+    torch.manual_seed(0)
+    assert torch.equal(cpu_dropout(x, 0.1), out)  # the global RNG drives it
+    assert torch.equal(cpu_dropout(x, 0.0), x)
+    # gradients flow only through kept entries, scaled like the values
+    leaf = torch.ones(8, 64, requires_grad=True)
+    cpu_dropout(leaf, 0.5).sum().backward()
+    assert set(leaf.grad.unique().tolist()) <= {0.0, 2.0}
+
+
 def test_denoiser_paper_size_is_about_27m_parameters():
     net = TransformerDenoiser(tx_dim=512)
     n = sum(p.numel() for p in net.parameters())

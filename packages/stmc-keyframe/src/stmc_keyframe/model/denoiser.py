@@ -6,6 +6,9 @@ Text is a prefix token through ``Linear -> GELU -> Linear -> LayerNorm`` (in-con
 timestep goes through MDM's ``TimestepEmbedder``. With ``keyframe_conditioned`` the frame
 input is ``concat([x_in, M])`` (CondMDI's mask channels; x_in already holds the clean values
 at observed entries) and a learned keyframe embedding is added to frames with any observation.
+
+Training on CPU runs each layer through :class:`EncoderLayer`'s own batch-first attention and
+dropout (same parameters, same maths, cheaper random masks); eval mode is torch's layer as is.
 """
 
 from __future__ import annotations
@@ -24,6 +27,64 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div)
     return pe
+
+
+def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout (Srivastava et al. 2014) with keep masks from 16 random bits per entry.
+
+    torch's CPU dropout draws one Bernoulli float per entry (``bernoulli_``: the training
+    profile's largest non-matmul cost); here one 64-bit draw serves four entries, an entry is
+    kept when its 16 bits fall below ``round((1 - p) * 2^16)`` and kept entries are scaled by
+    ``2^16 / that``, so the expectation is exactly ``x`` (the keep probability is ``1 - p`` to
+    within 2^-17). Off CPU, or for p = 0, it is ``F.dropout``.
+    """
+    if p <= 0.0 or x.device.type != "cpu":
+        return nn.functional.dropout(x, p, True)
+    if p >= 1.0:
+        return x * 0.0
+    keep = round((1.0 - p) * 65536)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64)
+    bits = words.random_(-(2**63), 2**63 - 1).view(torch.int16)[: x.numel()].view(x.shape)
+    return torch.where(bits < keep - 32768, x, 0.0).mul_(65536 / keep)
+
+
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """``nn.TransformerEncoderLayer`` (same parameters and state dict) whose training forward
+    on CPU avoids what the stock layer adds around the matmuls: ``nn.MultiheadAttention``'s
+    sequence-first transposes and per-head copies (one copy of the packed q/k/v instead), the
+    scale as a separate pass (``baddbmm``'s alpha), the safe-softmax checks of the math
+    attention kernel, and ``bernoulli_`` masks (:func:`cpu_dropout`). Eval mode, and any
+    device but CPU, run the stock layer (identical numerics)."""
+
+    def _fast(self, x: torch.Tensor) -> bool:
+        return self.training and x.device.type == "cpu"
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal=False):
+        if not self._fast(x) or attn_mask is not None or is_causal:
+            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
+        attn = self.self_attn
+        b, n, e = x.shape
+        h = attn.num_heads
+        qkv = nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.view(b, n, 3, h, e // h).permute(2, 0, 3, 1, 4).reshape(3, b * h, n, -1)
+        if key_padding_mask is None:
+            scores = torch.baddbmm(q.new_empty(()), q, k.transpose(1, 2), beta=0.0, alpha=(e // h) ** -0.5)  # fmt: skip
+        else:
+            if key_padding_mask.dtype == torch.bool:
+                key_padding_mask = torch.zeros_like(key_padding_mask, dtype=x.dtype).masked_fill(
+                    key_padding_mask, float("-inf")
+                )
+            bias = key_padding_mask.to(x.dtype).repeat_interleave(h, 0)[:, None]
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=(e // h) ** -0.5)
+        probs = cpu_dropout(scores.softmax(-1), attn.dropout)
+        out = torch.bmm(probs, v).view(b, h, n, -1).transpose(1, 2).reshape(b, n, e)
+        return cpu_dropout(attn.out_proj(out), self.dropout1.p)
+
+    def _ff_block(self, x):
+        if not self._fast(x):
+            return super()._ff_block(x)
+        hidden = cpu_dropout(self.activation(self.linear1(x)), self.dropout.p)
+        return cpu_dropout(self.linear2(hidden), self.dropout2.p)
 
 
 class TransformerDenoiser(nn.Module):
@@ -68,7 +129,7 @@ class TransformerDenoiser(nn.Module):
         )
         self.nb_registers = nb_registers
         self.register_buffer("pe", sinusoidal_table(max_len, latent_dim), persistent=False)
-        layer = nn.TransformerEncoderLayer(
+        layer = EncoderLayer(
             latent_dim, num_heads, ff_size, dropout, activation, batch_first=True, norm_first=True
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
