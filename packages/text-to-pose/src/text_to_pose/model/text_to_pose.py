@@ -95,7 +95,6 @@ def unconditional_ids(ids: Tensor) -> tuple[Tensor, Tensor]:
     return uncond, uncond != PAD
 
 
-@torch.no_grad()
 def _likely_causes(guidance: float, bf16: bool) -> str:
     causes = [f"a too large guidance scale ({guidance}; typical 1-5)"] if guidance != 1.0 else []
     if bf16:
@@ -104,6 +103,7 @@ def _likely_causes(guidance: float, bf16: bool) -> str:
     return f"Likely cause: {'; or '.join(causes)}. Fix that and rerun."
 
 
+@torch.no_grad()
 def refine_from_first_pose(
     model: TextToPose,
     first_pose: Tensor,
