@@ -23,9 +23,8 @@ from motioncore.masking import length_mask
 from stmc_keyframe.representation import smplrifke
 from stmc_keyframe.representation.rotations import rotate_xy
 
-KEYFRAME_RADIUS = (
-    3  # frames: the window of #14's pop criterion (jerk within 3 frames of a keyframe)
-)
+# frames: the window of the pop criterion (the jerk within 3 frames of a keyframe)
+KEYFRAME_RADIUS = 3
 
 
 def anchor_to_keyframes(
