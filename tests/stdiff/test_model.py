@@ -106,6 +106,46 @@ def test_spade_cache_matches_plain_forward(tiny_cfg):
         torch.testing.assert_close(a, c)
 
 
+def _plain_spade(block: SpadeConv, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The fork's formula per head, in fp32 NCHW: IN(conv1(x)) * (1 + gamma) + beta, the motion
+    map resized (nearest) by every head itself."""
+    h = block.conv(x.float().contiguous())
+    m = torch.nn.functional.interpolate(m.float(), size=h.shape[-2:], mode="nearest")
+    a = block.spade.shared(m)
+    return torch.nn.functional.instance_norm(h) * (1 + block.spade.gamma(a)) + block.spade.beta(a)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["fp32-nchw", "bf16-channels-last"])
+def test_spade_blocks_equal_the_plain_formula(tiny_cfg, fast):
+    """Every SPADE-wrapped conv1 of a UNet forward (the motion map resized once per resolution
+    and shared by the heads there, group_norm as instance norm, channels-last in the fast path)
+    gives the plain per-head formula: fp32 to rounding, bf16 autocast to bf16 precision."""
+    torch.manual_seed(0)
+    model = STDiffModel(tiny_cfg).eval()
+    x, m = torch.randn(3, 2, 16, 16), torch.randn(3, 8, 8, 8)
+    seen = []
+
+    def hook(block, inputs, out):
+        seen.append((block, inputs[0].detach(), out.detach()))
+
+    blocks = [b for b in model.unet.modules() if isinstance(b, SpadeConv)]
+    handles = [b.register_forward_hook(hook) for b in blocks]
+    with (
+        torch.no_grad(),
+        torch.autocast("cpu", torch.bfloat16, enabled=fast),
+        model.unet.channels_last(fast),
+    ):
+        model.unet(x, torch.full((3,), 400), m)
+    for h in handles:
+        h.remove()
+    assert len(seen) == len(blocks) > 2
+    tol = {"atol": 6e-2, "rtol": 3e-2} if fast else {"atol": 1e-5, "rtol": 1e-5}
+    with torch.no_grad():
+        for block, inp, out in seen:
+            assert out.is_contiguous(memory_format=torch.channels_last) or not fast
+            torch.testing.assert_close(out.float(), _plain_spade(block, inp, m), **tol)
+
+
 def test_motion_sde_starts_constant_then_is_stochastic(tiny_cfg):
     torch.manual_seed(0)
     model = STDiffModel(tiny_cfg)
