@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from imf.model import (
     IMFGenerator,
@@ -12,6 +13,7 @@ from imf.model import (
     MultiScalePatchDiscriminator,
     cross_attention,
 )
+from imf.model.alignment import transformer_block
 
 
 def test_modulated_conv_demodulates_to_unit_norm_kernels():
@@ -70,6 +72,50 @@ def test_alignment_fused_equals_plain_and_runs_off_grid():
     align.fused = False
     assert fused.shape == (2, 12, 6, 6)
     torch.testing.assert_close(fused, align(m_c, m_r, f_r), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_alignment_attention_runs_on_the_flash_kernel(train):
+    """Both attentions of IMF_A take SDPA's flash kernel (O(N) memory), in eval without
+    gradients (where torch's own layer materialises the scores) and in training; the query side
+    wider than the values is not padded, so it must be made contiguous first."""
+    torch.manual_seed(0)
+    align = ImplicitMotionAlignment(16, 8, 4, depth=1, heads=2, mlp_dim=16).train(train)
+    m_c, m_r, f_r = torch.randn(1, 16, 4, 4), torch.randn(1, 16, 4, 4), torch.randn(1, 8, 4, 4)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]), torch.set_grad_enabled(train):
+        out = align(m_c, m_r, f_r)
+        if train:
+            out.sum().backward()
+    assert out.shape == (1, 8, 4, 4)
+
+
+def test_transformer_block_equals_torch_layer_in_eval_training_and_bf16():
+    """The SDPA block is torch's ``TransformerEncoderLayer`` forward (its eval fast path and its
+    training path), with equal parameter gradients; under bf16 autocast within bf16 rounding."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(
+        16, 4, 32, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+    )
+    x = torch.randn(2, 40, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            transformer_block(layer.eval(), x), layer(x), atol=1e-5, rtol=1e-5
+        )
+    layer.train()
+    grads = []
+    for fn in (transformer_block, lambda module, h: module(h)):
+        layer.zero_grad()
+        out = fn(layer, x)
+        (out * torch.linspace(-1, 1, 16)).sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
+        if len(grads) == 1:
+            fast = out.detach()
+    torch.testing.assert_close(fast, out.detach(), atol=1e-5, rtol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast_bf16 = transformer_block(layer.eval(), x)
+    torch.testing.assert_close(fast_bf16.float(), layer(x).detach(), atol=0.05, rtol=0.05)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])

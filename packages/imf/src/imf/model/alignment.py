@@ -23,12 +23,33 @@ def cross_attention(query: Tensor, key: Tensor, value: Tensor, fused: bool = Tru
         weights = torch.softmax(query @ key.transpose(-1, -2) * scale, dim=-1)
         return weights @ value
     width = max(d_qk, d_v)
-    q, k = (F.pad(t, (0, width - d_qk)) for t in (query, key))
-    v = F.pad(value, (0, width - d_v))
+    # contiguous: the flash kernel needs unit-stride rows, and an unpadded side is still the
+    # transposed view of a feature map (else SDPA falls back to the O(N^2) math path)
+    q, k = (F.pad(t, (0, width - d_qk)).contiguous() for t in (query, key))
+    v = F.pad(value, (0, width - d_v)).contiguous()
     out = F.scaled_dot_product_attention(
         q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale
     )
     return out.squeeze(1)[..., :d_v]
+
+
+def transformer_block(layer: nn.TransformerEncoderLayer, x: Tensor) -> Tensor:
+    """``layer(x)`` for IMF_A's pre-norm, dropout-free GELU layers, with self-attention through
+    ``F.scaled_dot_product_attention`` (CPU flash kernel: O(N) memory).
+
+    torch's layer takes its "fast path" in eval mode without gradients, and on CPU that path
+    materialises the ``[B, heads, N, N]`` scores (8 x 4096^2 floats, 512 MB, at the finest
+    256 px level: 28% of a reconstruction's time in the profile). The parameters and their
+    names are the layer's own, so checkpoints and imports are unchanged.
+    """
+    attn = layer.self_attn
+    batch, tokens, width = x.shape
+    heads = attn.num_heads
+    q, k, v = F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.view(batch, tokens, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
+    x = x + attn.out_proj(h)
+    return x + layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
 
 
 class ImplicitMotionAlignment(nn.Module):
@@ -37,8 +58,9 @@ class ImplicitMotionAlignment(nn.Module):
     Q = m_c + P_q, K = m_r + P_k, V = f_r (eq. 5): no Q/K/V projections and a single head, as in
     the paper. The learned positional embeddings are stored on a ``grid_size`` grid and resized
     bilinearly when the feature map has another size, so one model runs at any resolution.
-    The transformer blocks are torch's pre-norm ``TransformerEncoderLayer`` (self-attention
-    through SDPA, GELU MLP), ``depth`` of them (paper: 4).
+    The transformer blocks are torch's pre-norm ``TransformerEncoderLayer`` (GELU MLP),
+    ``depth`` of them (paper: 4), run through :func:`transformer_block` (SDPA) unless
+    ``fused=False``, which calls torch's own layer and the plain cross-attention (for checks).
     """
 
     def __init__(
@@ -93,5 +115,5 @@ class ImplicitMotionAlignment(nn.Module):
         value = features_reference.flatten(2).transpose(1, 2)
         h = cross_attention(query, key, value, fused=self.fused)
         for block in self.blocks:
-            h = block(h)
+            h = transformer_block(block, h) if self.fused else block(h)
         return h.transpose(1, 2).reshape(batch, channels, height, width)
