@@ -7,6 +7,7 @@ import torch
 
 from motioncore.diffusion import guided_output
 from motioncore.masking import length_mask
+from text_to_pose.model.encoders import _relu
 from text_to_pose.model.schedule import blend_betas, refinement_steps
 from text_to_pose.model.text_to_pose import refine_from_first_pose, unconditional_ids
 
@@ -255,3 +256,15 @@ def test_non_finite_refinement_stops_naming_the_step(tiny_module):
             p.fill_(float("nan"))
     with pytest.raises(NonFiniteSample, match=r"refined poses at step 1 of .*guidance scale \(2.0"):
         module.generate_text(["\ue000\ue071"], first, length=10, guidance=2.0)
+
+
+def test_bf16_int16_relu_is_relu_bit_for_bit():
+    """The bf16 ReLU of the sampling path clamps the int16 view; it must equal torch's ReLU on
+    every finite and infinite value (negative zero included), and leave fp32 to torch."""
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(4096), torch.tensor([0.0, -0.0, float("inf"), -float("inf")])])
+    for dtype in (torch.bfloat16, torch.float32):
+        value = x.to(dtype)
+        ours = _relu(value.clone())
+        assert torch.equal(ours.view(-1).float(), torch.relu(value).float())
+        assert (ours >= 0).all()
