@@ -56,6 +56,24 @@ def test_ssim_per_image():
         ssim(pred, target[..., :16, :16], data_range=1.0)
 
 
+def test_image_metrics_ignore_bf16_autocast_and_bf16_inputs():
+    """Eval under bf16-mixed must report the fp32 metrics of the same images."""
+    torch.manual_seed(0)
+    target = torch.rand(4, 3, 32, 32)
+    pred = (target + 0.05 * torch.randn_like(target)).clamp(0, 1)
+    reference = ssim(pred, target, data_range=1.0), psnr(pred, target, data_range=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = ssim(pred, target, data_range=1.0), psnr(pred, target, data_range=1.0)
+    for ours, ref in zip(under_autocast, reference):
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, ref)
+    rounded = pred.bfloat16(), target.bfloat16()
+    torch.testing.assert_close(
+        ssim(*rounded, data_range=1.0),
+        ssim(*(x.float() for x in rounded), data_range=1.0),
+    )
+
+
 def test_lpips_none_without_cached_backbone(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     images = torch.rand(2, 3, 64, 64) * 2 - 1
