@@ -53,6 +53,16 @@ def test_command_line_flags_map_onto_the_runner(compose, config_dir, monkeypatch
         _ = compose(config_dir, "train", ["mixed_precision=fp8"]).trainer.precision
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_mixed_precision_auto_uses_bf16_only_where_native(compose, config_dir, monkeypatch, native):
+    """auto (the quickstart's setting) must not pick emulated bf16, which is slower than fp32."""
+    import champ_guidance
+
+    monkeypatch.setattr(champ_guidance, "native_bf16", lambda: native)
+    cfg = compose(config_dir, "train", ["experiment=quickstart", "mixed_precision=auto"])
+    assert cfg.trainer.precision == ("bf16-mixed" if native else "32-true")
+
+
 def test_unknown_key_is_rejected(compose, config_dir):
     from hydra.errors import ConfigCompositionException
 
