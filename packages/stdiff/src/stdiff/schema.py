@@ -128,6 +128,7 @@ class ModuleConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     gradient_checkpointing: bool = False
+    train_channels_last: bool = False
 
 
 def stdiff_config(values: dict) -> STDiffConfig:

@@ -178,8 +178,12 @@ class UNet2DMotionCond(nn.Module):
         """Inside this block the weights (and so every activation) are channels-last: oneDNN's
         CPU convolutions then skip the reorder of each NCHW input and output, which the
         profile of a bf16 64 x 512 forward showed as the largest cost (``aten::copy_``, more
-        than the convolutions themselves). The weights are restored to NCHW on exit."""
-        if not enable:
+        than the convolutions themselves). On exit the weights get back the layout they had
+        (NCHW, or channels-last when the module trains that way)."""
+        was_channels_last = self.unet.conv_out.weight.is_contiguous(  # conv_in may have C=1
+            memory_format=torch.channels_last
+        )
+        if not enable or was_channels_last:
             yield
             return
         self.to(memory_format=torch.channels_last)
