@@ -100,6 +100,14 @@ def machine() -> dict:
     }
 
 
+def best_machine_peak(start: dict, rows: list[dict]) -> dict:
+    """``start`` with its fp32 peak raised to the best probe of the run: a peak taken while the
+    machine was still busy (the first probe, right after a build) would scale every ratio down
+    and flatter the result."""
+    seen = [r.get(k, 0.0) for r in rows for k in ("peak_before_gflops", "peak_after_gflops")]
+    return {**start, "peak_gflops_fp32": round(max([start["peak_gflops_fp32"], *seen]), 1)}
+
+
 def annotate(row: dict, peak: dict) -> dict:
     """Ratios to upstream and fractions of the peak. ``meets_target`` uses the ratio at equal
     fp32 peak on a CPU (see ``UPSTREAM_PEAK_GFLOPS_FP32``), the raw ratio on a GPU."""
@@ -306,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"{args.model}.json"
 
     def write(rows: list[dict]) -> list[dict]:
-        rows = [annotate(r, peak) for r in rows]
-        path.write_text(json.dumps({"machine": peak, "rows": rows}, indent=2) + "\n")
+        best = best_machine_peak(peak, rows)
+        rows = [annotate(r, best) for r in rows]
+        path.write_text(json.dumps({"machine": best, "rows": rows}, indent=2) + "\n")
         return rows
 
     rows = write(run_package(module, kwargs, probe, on_attempt=write))

@@ -97,6 +97,22 @@ def test_strict_fails_when_a_row_stays_contended(monkeypatch, tmp_path):
     assert written.count("imf.json") == 5
 
 
+def test_ratios_use_the_best_peak_seen_in_the_run(monkeypatch, tmp_path):
+    """A low first peak (machine still busy at start) must not shrink the ratio at equal peak."""
+    module = SimpleNamespace(
+        benchmarks=lambda **_: iter([{"name": "a", "seconds": 1.0, "upstream_seconds": 2.0}])
+    )
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: module)
+    monkeypatch.setattr(bench, "probe", _states((206.0, 0.0), (206.0, 0.0)))
+    monkeypatch.setattr(
+        bench, "machine", lambda: {"peak_gflops_fp32": 103.0, "peak_gflops_bf16": 800}
+    )
+    assert bench.main(["--model", "imf", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "imf.json").read_text())
+    assert data["machine"]["peak_gflops_fp32"] == 206.0
+    assert data["rows"][0]["ratio_at_equal_peak"] == 0.5
+
+
 def test_report_renders_every_package(tmp_path):
     row = {"name": "train step", "seconds": 2.0, "upstream_seconds": 4.0, "target_ratio": 0.6,
            "ratio_vs_upstream": 0.5, "meets_target": True, "contended": False}  # fmt: skip
